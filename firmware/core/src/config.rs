@@ -1,0 +1,1013 @@
+//! The device configuration: the reference `config.json` schema, its defaults, and validation that names the path
+//! of every bad key. The JSON document is the source of truth (it is what is persisted and shown); [`Config`] is
+//! its validated, typed view.
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde_json::{json, Map, Value};
+
+use crate::gpio::PinMode;
+use crate::readout::DigitModel;
+use crate::time::TimeZone;
+
+/// What a redacted secret reads as; posting it back keeps the stored secret.
+pub const REDACTED: &str = "********";
+/// Keys whose values are secrets wherever they appear.
+const SECRET_KEYS: &[&str] = &["password", "clientkey", "token", "apikey"];
+
+/// One bad key: where, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+/// A refused configuration: every bad key with its path. The running configuration is left unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub errors: Vec<FieldError>,
+}
+
+impl ConfigError {
+    fn one(path: &str, message: impl Into<String>) -> Self {
+        ConfigError { errors: alloc::vec![FieldError { path: path.to_string(), message: message.into() }] }
+    }
+
+    /// The first bad key's path (there is always at least one).
+    pub fn path(&self) -> &str {
+        self.errors.first().map_or("", |e| e.path.as_str())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "std")]
+extern crate std;
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+/// `operationmode.opmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpMode {
+    Setup,
+    Manual,
+    Automatic,
+}
+
+/// `postprocessing.sequence[].maxratechecktype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateCheck {
+    Off,
+    PerMinute,
+    PerInterval,
+}
+
+/// `mqtt.processdatanotation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notation {
+    Json,
+    Topics,
+    JsonAndTopics,
+}
+
+impl Notation {
+    pub fn json(self) -> bool {
+        matches!(self, Notation::Json | Notation::JsonAndTopics)
+    }
+    pub fn topics(self) -> bool {
+        matches!(self, Notation::Topics | Notation::JsonAndTopics)
+    }
+}
+
+/// Post-processing parameters of one sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostProcessing {
+    pub decimal_shift: i32,
+    pub analog_digit_sync_value: f64,
+    pub extended_resolution: bool,
+    pub ignore_leading_nan: bool,
+    pub check_digit_increase_consistency: bool,
+    pub max_rate_check: RateCheck,
+    pub max_rate: f64,
+    pub allow_negative_rate: bool,
+    pub use_fallback_value: bool,
+    /// Minutes a stored fallback value stays valid across a reboot.
+    pub fallback_value_age_startup: u32,
+}
+
+impl Default for PostProcessing {
+    fn default() -> Self {
+        PostProcessing {
+            decimal_shift: 0,
+            analog_digit_sync_value: 9.2,
+            extended_resolution: true,
+            ignore_leading_nan: false,
+            check_digit_increase_consistency: false,
+            max_rate_check: RateCheck::PerMinute,
+            max_rate: 0.15,
+            allow_negative_rate: false,
+            use_fallback_value: true,
+            fallback_value_age_startup: 720,
+        }
+    }
+}
+
+/// One number sequence: its id and name, its ROIs, its post-processing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceConfig {
+    pub id: u32,
+    pub name: String,
+    pub digit_rois: Vec<String>,
+    pub analog_rois: Vec<String>,
+    pub post: PostProcessing,
+}
+
+/// A parsed `mqtt.uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttUri {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl MqttUri {
+    /// `mqtt://host[:port]` or `mqtts://host[:port]` (default ports 1883 / 8883).
+    pub fn parse(uri: &str) -> Result<MqttUri, String> {
+        let (tls, rest) = if let Some(r) = uri.strip_prefix("mqtt://") {
+            (false, r)
+        } else if let Some(r) = uri.strip_prefix("mqtts://") {
+            (true, r)
+        } else {
+            return Err("must start with mqtt:// or mqtts://".to_string());
+        };
+        let authority = rest.trim_end_matches('/');
+        if authority.contains('/') || authority.contains('@') || authority.contains(' ') {
+            return Err("must be scheme://host[:port] without user info or path".to_string());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !authority.starts_with('[') || h.ends_with(']') => {
+                let port = p.parse::<u16>().map_err(|_| format!("port '{p}' is not a number 1..65535"))?;
+                if port == 0 {
+                    return Err("port must be 1..65535".to_string());
+                }
+                (h, port)
+            }
+            _ => (authority, if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() {
+            return Err("host is missing".to_string());
+        }
+        Ok(MqttUri { tls, host: host.to_string(), port })
+    }
+}
+
+/// `mqtt.homeassistant`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HomeAssistant {
+    pub discovery_enabled: bool,
+    pub discovery_prefix: String,
+    pub status_topic: String,
+    pub meter_type: u8,
+    pub retain_discovery: bool,
+}
+
+/// `mqtt`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    pub uri: Option<MqttUri>,
+    pub main_topic: String,
+    pub client_id: String,
+    /// 0 none, 1 basic (user/password), 2 TLS client certificate.
+    pub auth_mode: u8,
+    pub username: String,
+    pub password: String,
+    pub ca_cert: String,
+    pub client_cert: String,
+    pub client_key: String,
+    pub notation: Notation,
+    pub retain_process_data: bool,
+    pub home_assistant: HomeAssistant,
+}
+
+/// One entry of `gpio.gpiopin`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinConfig {
+    pub number: u8,
+    pub enabled: bool,
+    pub name: String,
+    pub mode: PinMode,
+    pub debounce_ms: u32,
+    pub pwm_frequency: u32,
+    pub expose_to_mqtt: bool,
+    pub expose_to_rest: bool,
+}
+
+impl PinConfig {
+    /// The pin's name in topics: its `pinname`, or `gpio<N>` when empty.
+    pub fn topic_name(&self) -> String {
+        if self.name.is_empty() {
+            format!("gpio{}", self.number)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub opmode: OpMode,
+    /// Minutes between automatic cycles.
+    pub interval_min: f64,
+    pub digit_model: DigitModel,
+    pub sequences: Vec<SequenceConfig>,
+    pub mqtt: MqttConfig,
+    pub gpio: Vec<PinConfig>,
+    pub hostname: String,
+    pub timezone: TimeZone,
+}
+
+/// The reference firmware's defaults (upstream `config_json_default_expected`), for the sections the device uses.
+pub fn default_json() -> Value {
+    let pin = |n: u8, mode: &str| {
+        json!({"gpionumber": n, "pinenabled": false, "pinname": "", "pinmode": mode, "capturemode": "cyclic-polling",
+               "inputdebouncetime": 200, "pwmfrequency": 5000, "exposetomqtt": false, "exposetorest": false})
+    };
+    json!({
+        "config": {"version": 3},
+        "operationmode": {"opmode": -1, "automaticprocessinterval": "1.0"},
+        "numbersequences": {"sequence": [{"sequenceid": 0, "sequencename": "main"}]},
+        "digit": {"enabled": true, "cnntype": "class100", "model": "dig-class100_0173_s2_q.tflite",
+                  "sequence": [{"sequenceid": 0, "sequencename": "main", "roi": []}]},
+        "analog": {"enabled": true, "model": "ana-class100_0171_s1_q.tflite",
+                   "sequence": [{"sequenceid": 0, "sequencename": "main", "roi": []}]},
+        "postprocessing": {"sequence": [{
+            "sequenceid": 0, "sequencename": "main", "decimalshift": 0, "analogdigitsyncvalue": "9.2",
+            "extendedresolution": true, "ignoreleadingnan": false, "checkdigitincreaseconsistency": false,
+            "maxratechecktype": 1, "maxrate": "0.150", "allownegativerate": false, "usefallbackvalue": true,
+            "fallbackvalueagestartup": 720}]},
+        "mqtt": {
+            "enabled": false, "uri": "", "maintopic": "watermeter", "clientid": "watermeter", "authmode": 0,
+            "username": "", "password": "", "tls": {"cacert": "", "clientcert": "", "clientkey": ""},
+            "processdatanotation": 0, "retainprocessdata": false,
+            "homeassistant": {"discoveryenabled": false, "discoveryprefix": "homeassistant",
+                              "statustopic": "homeassistant/status", "metertype": 1, "retaindiscovery": false}},
+        "gpio": {"customizationenabled": false, "gpiopin": [
+            pin(1, "input"), pin(3, "input"), pin(4, "flashlight-default"), pin(12, "input"), pin(13, "input")]},
+        "network": {
+            "wlan": {"ssid": "", "password": "", "hostname": "watermeter"},
+            "time": {"timezone": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": {"timesyncenabled": true, "timeserver": ""}}}
+    })
+}
+
+/// Deep-merges `patch` into `base`: objects merge key by key, everything else (arrays too) replaces.
+/// A redacted secret in the patch keeps the secret already in `base`.
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.as_str() == Some(REDACTED) && SECRET_KEYS.contains(&k.as_str()) && b.contains_key(k) {
+                    continue;
+                }
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// A copy of `config` with every secret replaced by [`REDACTED`] (empty secrets stay empty).
+pub fn redacted(config: &Value) -> Value {
+    match config {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let secret = SECRET_KEYS.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty());
+                    (k.clone(), if secret { Value::String(REDACTED.to_string()) } else { redacted(v) })
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Splits `a.b[2].c` or `a.b.2.c` into segments.
+fn path_segments(path: &str) -> Vec<String> {
+    path.replace('[', ".").replace(']', "").split('.').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// The value at a dotted path (`mqtt.maintopic`, `gpio.gpiopin[0].pinmode`).
+pub fn get_path<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut v = config;
+    for seg in path_segments(path) {
+        v = match v {
+            Value::Object(m) => m.get(&seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// Sets the value at a dotted path. The parent must exist; a new key may be added to an existing object.
+pub fn set_path(config: &mut Value, path: &str, value: Value) -> Result<(), ConfigError> {
+    let segs = path_segments(path);
+    let Some((last, parents)) = segs.split_last() else { return Err(ConfigError::one(path, "empty path")) };
+    let mut v = config;
+    for seg in parents {
+        v = match v {
+            Value::Object(m) => m.get_mut(seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            _ => None,
+        }
+        .ok_or_else(|| ConfigError::one(path, format!("no such key '{seg}'")))?;
+    }
+    match v {
+        Value::Object(m) => {
+            m.insert(last.clone(), value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            let slot = last.parse::<usize>().ok().and_then(|i| a.get_mut(i));
+            let slot = slot.ok_or_else(|| ConfigError::one(path, format!("no element '{last}'")))?;
+            *slot = value;
+            Ok(())
+        }
+        _ => Err(ConfigError::one(path, "parent is not an object or array")),
+    }
+}
+
+/// Checks an MQTT topic used for publishing: no wildcards, no empty levels, no leading/trailing `/`.
+pub fn check_topic(topic: &str) -> Result<(), &'static str> {
+    if topic.is_empty() {
+        return Err("must not be empty");
+    }
+    if topic.contains('+') || topic.contains('#') {
+        return Err("must not contain the wildcards '+' or '#'");
+    }
+    if topic.starts_with('/') || topic.ends_with('/') {
+        return Err("must not start or end with '/'");
+    }
+    if topic.contains("//") {
+        return Err("must not contain empty levels ('//')");
+    }
+    if topic.chars().any(|c| c == '\0' || c.is_control()) {
+        return Err("must not contain control characters");
+    }
+    if topic.len() > 128 {
+        return Err("must be at most 128 characters");
+    }
+    Ok(())
+}
+
+/// Home Assistant accepts only `[a-zA-Z0-9_-]` in node and object ids.
+pub fn is_ha_id(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Config {
+    /// Validates a complete configuration document (defaults already merged in).
+    pub fn from_json(doc: &Value) -> Result<Config, ConfigError> {
+        let mut r = Reader { errors: Vec::new() };
+        let config = r.config(doc);
+        if r.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { errors: r.errors })
+        }
+    }
+
+    /// Merges a (partial) document over the defaults and validates it: returns the full document and its view.
+    pub fn from_partial(partial: &Value) -> Result<(Value, Config), ConfigError> {
+        if !partial.is_object() {
+            return Err(ConfigError::one("$", "configuration must be a JSON object"));
+        }
+        let mut doc = default_json();
+        merge(&mut doc, partial);
+        let config = Config::from_json(&doc)?;
+        Ok((doc, config))
+    }
+
+    /// The sequence with this name.
+    pub fn sequence(&self, name: &str) -> Option<&SequenceConfig> {
+        self.sequences.iter().find(|s| s.name == name)
+    }
+
+    /// Node id for Home Assistant: the last level of the main topic.
+    pub fn node_id(&self) -> &str {
+        self.mqtt.main_topic.rsplit('/').next().unwrap_or(&self.mqtt.main_topic)
+    }
+}
+
+struct Reader {
+    errors: Vec<FieldError>,
+}
+
+const OPMODE_KEYS: &[&str] = &["opmode", "automaticprocessinterval", "usedemoimages"];
+const MQTT_KEYS: &[&str] = &[
+    "enabled", "uri", "maintopic", "clientid", "authmode", "username", "password", "tls", "processdatanotation",
+    "retainprocessdata", "homeassistant",
+];
+const HA_KEYS: &[&str] = &["discoveryenabled", "discoveryprefix", "statustopic", "metertype", "retaindiscovery"];
+const TLS_KEYS: &[&str] = &["cacert", "clientcert", "clientkey"];
+const POST_KEYS: &[&str] = &[
+    "sequenceid", "sequencename", "decimalshift", "analogdigitsyncvalue", "extendedresolution", "ignoreleadingnan",
+    "checkdigitincreaseconsistency", "maxratechecktype", "maxrate", "allownegativerate", "usefallbackvalue",
+    "fallbackvalueagestartup",
+];
+const PIN_KEYS: &[&str] = &[
+    "gpionumber", "gpiousage", "pinenabled", "pinname", "pinmode", "capturemode", "inputdebouncetime", "pwmfrequency",
+    "exposetomqtt", "exposetorest", "smartled", "intensitycorrectionfactor",
+];
+
+impl Reader {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.errors.push(FieldError { path: path.to_string(), message: message.into() });
+    }
+
+    fn obj<'a>(&mut self, parent: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
+        match get_path(parent, path) {
+            Some(Value::Object(m)) => Some(m),
+            Some(_) => {
+                self.err(path, "must be an object");
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn known(&mut self, obj: &Map<String, Value>, path: &str, keys: &[&str]) {
+        for k in obj.keys() {
+            if !keys.contains(&k.as_str()) {
+                self.err(&format!("{path}.{k}"), format!("unknown key (known: {})", keys.join(", ")));
+            }
+        }
+    }
+
+    fn bool(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: bool) -> bool {
+        match obj.and_then(|o| o.get(key)) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.err(&format!("{path}.{key}"), "must be true or false");
+                default
+            }
+        }
+    }
+
+    fn string(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: &str) -> String {
+        match obj.and_then(|o| o.get(key)) {
+            None => default.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                self.err(&format!("{path}.{key}"), "must be a string");
+                default.to_string()
+            }
+        }
+    }
+
+    /// A number, also accepted as a numeric string (the reference writes some numbers as strings, e.g. "9.2").
+    fn number(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: f64, min: f64, max: f64) -> f64 {
+        let full = format!("{path}.{key}");
+        let value = match obj.and_then(|o| o.get(key)) {
+            None => return default,
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            Some(_) => None,
+        };
+        match value.filter(|v| v.is_finite()) {
+            Some(v) if v >= min && v <= max => v,
+            Some(v) => {
+                self.err(&full, format!("{v} is out of range {min}..{max}"));
+                default
+            }
+            None => {
+                self.err(&full, "must be a number");
+                default
+            }
+        }
+    }
+
+    fn int(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: i64, min: i64, max: i64) -> i64 {
+        let full = format!("{path}.{key}");
+        let value = match obj.and_then(|o| o.get(key)) {
+            None => return default,
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+            Some(_) => None,
+        };
+        match value {
+            Some(v) if v >= min && v <= max => v,
+            Some(v) => {
+                self.err(&full, format!("{v} is out of range {min}..{max}"));
+                default
+            }
+            None => {
+                self.err(&full, "must be a whole number");
+                default
+            }
+        }
+    }
+
+    fn array<'a>(&mut self, obj: Option<&'a Map<String, Value>>, path: &str, key: &str) -> &'a [Value] {
+        match obj.and_then(|o| o.get(key)) {
+            None => &[],
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                self.err(&format!("{path}.{key}"), "must be an array");
+                &[]
+            }
+        }
+    }
+
+    fn topic(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: &str) -> String {
+        let t = self.string(obj, path, key, default);
+        if let Err(why) = check_topic(&t) {
+            self.err(&format!("{path}.{key}"), format!("'{t}' {why}"));
+        }
+        t
+    }
+
+    fn config(&mut self, doc: &Value) -> Config {
+        if !doc.is_object() {
+            self.err("$", "configuration must be a JSON object");
+        }
+        let op = self.obj(doc, "operationmode");
+        if let Some(o) = op {
+            self.known(o, "operationmode", OPMODE_KEYS);
+        }
+        let opmode = match self.int(op, "operationmode", "opmode", -1, -1, 1) {
+            0 => OpMode::Manual,
+            1 => OpMode::Automatic,
+            _ => OpMode::Setup,
+        };
+        let interval_min = self.number(op, "operationmode", "automaticprocessinterval", 1.0, 0.01, 1440.0);
+
+        let digit = self.obj(doc, "digit");
+        let digit_model = match self.string(digit, "digit", "cnntype", "class100").as_str() {
+            "class100" => DigitModel::Class100,
+            "class11" => DigitModel::Class11,
+            other => {
+                self.err("digit.cnntype", format!("'{other}' is not one of class100, class11"));
+                DigitModel::Class100
+            }
+        };
+        let digit_enabled = self.bool(digit, "digit", "enabled", true);
+        let analog = self.obj(doc, "analog");
+        let analog_enabled = self.bool(analog, "analog", "enabled", true);
+
+        let sequences = self.sequences(doc, digit_enabled, analog_enabled);
+        let mqtt = self.mqtt(doc);
+        let gpio = self.gpio(doc);
+
+        let wlan = self.obj(doc, "network.wlan");
+        let hostname = self.string(wlan, "network.wlan", "hostname", "watermeter");
+        if hostname.is_empty() || !hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            self.err("network.wlan.hostname", "must be letters, digits and '-' only");
+        }
+        self.string(wlan, "network.wlan", "ssid", "");
+        self.string(wlan, "network.wlan", "password", "");
+        let time = self.obj(doc, "network.time");
+        let tz_text = self.string(time, "network.time", "timezone", "");
+        let timezone = match TimeZone::parse(&tz_text) {
+            Ok(tz) => tz,
+            Err(e) => {
+                self.err("network.time.timezone", format!("'{tz_text}' is not a POSIX TZ rule: {}", e.0));
+                TimeZone::UTC
+            }
+        };
+        Config { opmode, interval_min, digit_model, sequences, mqtt, gpio, hostname, timezone }
+    }
+
+    fn sequences(&mut self, doc: &Value, digit_enabled: bool, analog_enabled: bool) -> Vec<SequenceConfig> {
+        let ns = self.obj(doc, "numbersequences");
+        let list = self.array(ns, "numbersequences", "sequence");
+        if list.is_empty() {
+            self.err("numbersequences.sequence", "at least one number sequence is required");
+        }
+        if list.len() > 10 {
+            self.err("numbersequences.sequence", "at most 10 number sequences are supported");
+        }
+        let mut out: Vec<SequenceConfig> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let path = format!("numbersequences.sequence[{i}]");
+            let Some(o) = item.as_object() else {
+                self.err(&path, "must be an object");
+                continue;
+            };
+            let id = self.int(Some(o), &path, "sequenceid", -1, 0, 999);
+            if !o.contains_key("sequenceid") {
+                self.err(&format!("{path}.sequenceid"), "is required");
+            }
+            let name = self.string(Some(o), &path, "sequencename", "");
+            if !is_ha_id(&name) {
+                self.err(&format!("{path}.sequencename"), format!("'{name}' must be non-empty [a-zA-Z0-9_-]"));
+            }
+            if out.iter().any(|s| s.id as i64 == id) {
+                self.err(&format!("{path}.sequenceid"), format!("{id} is used twice"));
+            }
+            if out.iter().any(|s| s.name == name) {
+                self.err(&format!("{path}.sequencename"), format!("'{name}' is used twice"));
+            }
+            let id = u32::try_from(id).unwrap_or(0);
+            out.push(SequenceConfig { id, name, digit_rois: Vec::new(), analog_rois: Vec::new(), post: PostProcessing::default() });
+        }
+        for (section, enabled) in [("digit", digit_enabled), ("analog", analog_enabled)] {
+            let sec = self.obj(doc, section);
+            let entries = self.array(sec, section, "sequence");
+            for (i, item) in entries.iter().enumerate() {
+                let path = format!("{section}.sequence[{i}]");
+                let Some(o) = item.as_object() else {
+                    self.err(&path, "must be an object");
+                    continue;
+                };
+                let id = self.int(Some(o), &path, "sequenceid", -1, 0, 999);
+                let Some(seq) = out.iter_mut().position(|s| s.id as i64 == id) else {
+                    self.err(&format!("{path}.sequenceid"), format!("{id} is not a configured number sequence"));
+                    continue;
+                };
+                let rois = self.array(Some(o), &path, "roi");
+                let mut names: Vec<String> = Vec::new();
+                for (j, roi) in rois.iter().enumerate() {
+                    let rpath = format!("{path}.roi[{j}]");
+                    let name = match roi {
+                        Value::Object(r) => self.string(Some(r), &rpath, "name", ""),
+                        _ => {
+                            self.err(&rpath, "must be an object with a \"name\"");
+                            continue;
+                        }
+                    };
+                    if name.is_empty() {
+                        self.err(&format!("{rpath}.name"), "must not be empty");
+                    } else if names.contains(&name) {
+                        self.err(&format!("{rpath}.name"), format!("'{name}' is used twice in this sequence"));
+                    }
+                    names.push(name);
+                }
+                if enabled {
+                    if section == "digit" {
+                        out[seq].digit_rois = names;
+                    } else {
+                        out[seq].analog_rois = names;
+                    }
+                }
+            }
+        }
+        let pp = self.obj(doc, "postprocessing");
+        let entries = self.array(pp, "postprocessing", "sequence");
+        for (i, item) in entries.iter().enumerate() {
+            let path = format!("postprocessing.sequence[{i}]");
+            let Some(o) = item.as_object() else {
+                self.err(&path, "must be an object");
+                continue;
+            };
+            self.known(o, &path, POST_KEYS);
+            let id = self.int(Some(o), &path, "sequenceid", -1, 0, 999);
+            let post = self.post(o, &path);
+            match out.iter_mut().find(|s| s.id as i64 == id) {
+                Some(seq) => seq.post = post,
+                None => self.err(&format!("{path}.sequenceid"), format!("{id} is not a configured number sequence")),
+            }
+        }
+        out
+    }
+
+    fn post(&mut self, o: &Map<String, Value>, path: &str) -> PostProcessing {
+        let d = PostProcessing::default();
+        let o = Some(o);
+        PostProcessing {
+            decimal_shift: self.int(o, path, "decimalshift", 0, -9, 9) as i32,
+            analog_digit_sync_value: self.number(o, path, "analogdigitsyncvalue", d.analog_digit_sync_value, 6.0, 9.9),
+            extended_resolution: self.bool(o, path, "extendedresolution", d.extended_resolution),
+            ignore_leading_nan: self.bool(o, path, "ignoreleadingnan", d.ignore_leading_nan),
+            check_digit_increase_consistency: self.bool(o, path, "checkdigitincreaseconsistency", false),
+            max_rate_check: match self.int(o, path, "maxratechecktype", 1, 0, 2) {
+                0 => RateCheck::Off,
+                2 => RateCheck::PerInterval,
+                _ => RateCheck::PerMinute,
+            },
+            max_rate: self.number(o, path, "maxrate", d.max_rate, 0.0, 1e12),
+            allow_negative_rate: self.bool(o, path, "allownegativerate", d.allow_negative_rate),
+            use_fallback_value: self.bool(o, path, "usefallbackvalue", d.use_fallback_value),
+            fallback_value_age_startup: self.int(o, path, "fallbackvalueagestartup", 720, 0, 525_600) as u32,
+        }
+    }
+
+    fn mqtt(&mut self, doc: &Value) -> MqttConfig {
+        let m = self.obj(doc, "mqtt");
+        if let Some(o) = m {
+            self.known(o, "mqtt", MQTT_KEYS);
+        }
+        let p = "mqtt";
+        let enabled = self.bool(m, p, "enabled", false);
+        let uri_text = self.string(m, p, "uri", "");
+        let uri = if uri_text.is_empty() {
+            if enabled {
+                self.err("mqtt.uri", "is required when MQTT is enabled (e.g. mqtt://192.168.1.2:1883)");
+            }
+            None
+        } else {
+            match MqttUri::parse(&uri_text) {
+                Ok(u) => Some(u),
+                Err(why) => {
+                    self.err("mqtt.uri", format!("'{uri_text}' {why}"));
+                    None
+                }
+            }
+        };
+        let main_topic = self.topic(m, p, "maintopic", "watermeter");
+        let client_id = self.string(m, p, "clientid", "watermeter");
+        if client_id.is_empty() || client_id.len() > 64 || client_id.chars().any(char::is_whitespace) {
+            self.err("mqtt.clientid", "must be 1..64 characters without spaces");
+        }
+        let auth_mode = self.int(m, p, "authmode", 0, 0, 2) as u8;
+        let username = self.string(m, p, "username", "");
+        let password = self.string(m, p, "password", "");
+        if auth_mode == 1 && username.is_empty() {
+            self.err("mqtt.username", "is required with authmode 1 (basic)");
+        }
+        let tls = self.obj(doc, "mqtt.tls");
+        if let Some(o) = tls {
+            self.known(o, "mqtt.tls", TLS_KEYS);
+        }
+        let ca_cert = self.string(tls, "mqtt.tls", "cacert", "");
+        let client_cert = self.string(tls, "mqtt.tls", "clientcert", "");
+        let client_key = self.string(tls, "mqtt.tls", "clientkey", "");
+        if auth_mode == 2 && (client_cert.is_empty() || client_key.is_empty()) {
+            self.err("mqtt.tls.clientcert", "client certificate and key are required with authmode 2 (TLS)");
+        }
+        let notation = match self.int(m, p, "processdatanotation", 0, 0, 2) {
+            1 => Notation::Topics,
+            2 => Notation::JsonAndTopics,
+            _ => Notation::Json,
+        };
+        let retain_process_data = self.bool(m, p, "retainprocessdata", false);
+        let ha = self.obj(doc, "mqtt.homeassistant");
+        if let Some(o) = ha {
+            self.known(o, "mqtt.homeassistant", HA_KEYS);
+        }
+        let hp = "mqtt.homeassistant";
+        let home_assistant = HomeAssistant {
+            discovery_enabled: self.bool(ha, hp, "discoveryenabled", false),
+            discovery_prefix: self.topic(ha, hp, "discoveryprefix", "homeassistant"),
+            status_topic: self.topic(ha, hp, "statustopic", "homeassistant/status"),
+            meter_type: self.int(ha, hp, "metertype", 1, 0, 16) as u8,
+            retain_discovery: self.bool(ha, hp, "retaindiscovery", false),
+        };
+        if home_assistant.discovery_enabled {
+            let node = main_topic.rsplit('/').next().unwrap_or("");
+            if check_topic(&main_topic).is_ok() && !is_ha_id(node) {
+                self.err(
+                    "mqtt.maintopic",
+                    format!("last level '{node}' is the Home Assistant node id and may only contain [a-zA-Z0-9_-]"),
+                );
+            }
+        }
+        MqttConfig {
+            enabled,
+            uri,
+            main_topic,
+            client_id,
+            auth_mode,
+            username,
+            password,
+            ca_cert,
+            client_cert,
+            client_key,
+            notation,
+            retain_process_data,
+            home_assistant,
+        }
+    }
+
+    fn gpio(&mut self, doc: &Value) -> Vec<PinConfig> {
+        let g = self.obj(doc, "gpio");
+        let list = self.array(g, "gpio", "gpiopin");
+        let mut pins: Vec<PinConfig> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let path = format!("gpio.gpiopin[{i}]");
+            let Some(o) = item.as_object() else {
+                self.err(&path, "must be an object");
+                continue;
+            };
+            self.known(o, &path, PIN_KEYS);
+            let o = Some(o);
+            let number = self.int(o, &path, "gpionumber", -1, 0, 48);
+            if o.is_some_and(|o| !o.contains_key("gpionumber")) {
+                self.err(&format!("{path}.gpionumber"), "is required");
+            }
+            let mode_text = self.string(o, &path, "pinmode", "input");
+            let mode = PinMode::parse(&mode_text).unwrap_or_else(|| {
+                self.err(&format!("{path}.pinmode"), format!("'{mode_text}' is not one of {}", PinMode::NAMES.join(", ")));
+                PinMode::Input
+            });
+            let name = self.string(o, &path, "pinname", "");
+            if !name.is_empty() && !is_ha_id(&name) {
+                self.err(&format!("{path}.pinname"), format!("'{name}' may only contain [a-zA-Z0-9_-]"));
+            }
+            let pwm_frequency = self.int(o, &path, "pwmfrequency", 5000, 1, 40_000_000) as u32;
+            let pin = PinConfig {
+                number: u8::try_from(number).unwrap_or(0),
+                enabled: self.bool(o, &path, "pinenabled", false),
+                name,
+                mode,
+                debounce_ms: self.int(o, &path, "inputdebouncetime", 200, 0, 60_000) as u32,
+                pwm_frequency,
+                expose_to_mqtt: self.bool(o, &path, "exposetomqtt", false),
+                expose_to_rest: self.bool(o, &path, "exposetorest", false),
+            };
+            if pins.iter().any(|p| p.number == pin.number) {
+                self.err(&format!("{path}.gpionumber"), format!("GPIO{} is configured twice", pin.number));
+            }
+            if pin.enabled && pins.iter().any(|p| p.enabled && p.topic_name() == pin.topic_name()) {
+                self.err(&format!("{path}.pinname"), format!("'{}' is used by another enabled pin", pin.topic_name()));
+            }
+            pins.push(pin);
+        }
+        pins
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial(v: Value) -> Result<Config, ConfigError> {
+        Config::from_partial(&v).map(|(_, c)| c)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_reference() {
+        let c = partial(json!({})).unwrap();
+        assert_eq!(c.opmode, OpMode::Setup);
+        assert_eq!(c.interval_min, 1.0);
+        assert_eq!(c.mqtt.main_topic, "watermeter");
+        assert_eq!(c.mqtt.home_assistant.meter_type, 1);
+        assert_eq!(c.sequences.len(), 1);
+        assert_eq!(c.sequences[0].post.max_rate, 0.15);
+        assert_eq!(c.gpio.len(), 5);
+    }
+
+    #[test]
+    fn main_topic_rules() {
+        for bad in ["", "/a", "a/", "a//b", "a/+/b", "a/#", "a\u{1}b"] {
+            let e = partial(json!({"mqtt": {"maintopic": bad}})).unwrap_err();
+            assert_eq!(e.path(), "mqtt.maintopic", "{bad}");
+        }
+        assert!(partial(json!({"mqtt": {"maintopic": "water/b1/meter"}})).is_ok());
+    }
+
+    #[test]
+    fn uri_rules() {
+        let e = partial(json!({"mqtt": {"enabled": true, "uri": "http://x"}})).unwrap_err();
+        assert_eq!(e.path(), "mqtt.uri");
+        assert!(e.to_string().contains("mqtt://"));
+        let e = partial(json!({"mqtt": {"enabled": true, "uri": ""}})).unwrap_err();
+        assert_eq!(e.path(), "mqtt.uri");
+        let c = partial(json!({"mqtt": {"enabled": true, "uri": "mqtts://broker.local"}})).unwrap();
+        assert_eq!(c.mqtt.uri, Some(MqttUri { tls: true, host: "broker.local".into(), port: 8883 }));
+        assert_eq!(MqttUri::parse("mqtt://127.0.0.1:1884").unwrap().port, 1884);
+        assert!(MqttUri::parse("mqtt://h:0").is_err());
+        assert!(MqttUri::parse("mqtt://h:99999").is_err());
+        assert!(MqttUri::parse("mqtt://:1883").is_err());
+        assert!(MqttUri::parse("mqtt://u@h").is_err());
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_with_its_path() {
+        let e = partial(json!({
+            "mqtt": {"maintopic": "a/#", "processdatanotation": 7, "retainprocessdata": "yes"},
+            "operationmode": {"opmode": 5}
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"mqtt.maintopic"));
+        assert!(paths.contains(&"mqtt.processdatanotation"));
+        assert!(paths.contains(&"mqtt.retainprocessdata"));
+        assert!(paths.contains(&"operationmode.opmode"));
+    }
+
+    #[test]
+    fn unknown_keys_in_modelled_sections_are_refused() {
+        let e = partial(json!({"mqtt": {"maintopik": "x"}})).unwrap_err();
+        assert_eq!(e.path(), "mqtt.maintopik");
+    }
+
+    #[test]
+    fn numbers_as_strings_are_accepted() {
+        let c = partial(json!({"operationmode": {"automaticprocessinterval": "2.5"}})).unwrap();
+        assert_eq!(c.interval_min, 2.5);
+        let e = partial(json!({"operationmode": {"automaticprocessinterval": "soon"}})).unwrap_err();
+        assert_eq!(e.path(), "operationmode.automaticprocessinterval");
+    }
+
+    #[test]
+    fn sequences_link_by_id() {
+        let c = partial(json!({
+            "numbersequences": {"sequence": [{"sequenceid": 0, "sequencename": "main"}, {"sequenceid": 3, "sequencename": "gas"}]},
+            "digit": {"sequence": [{"sequenceid": 3, "roi": [{"name": "d1"}, {"name": "d2"}]}]},
+            "analog": {"sequence": [{"sequenceid": 0, "roi": [{"name": "a1"}]}]},
+            "postprocessing": {"sequence": [{"sequenceid": 3, "decimalshift": -2}]}
+        }))
+        .unwrap();
+        assert_eq!(c.sequences[1].digit_rois, ["d1", "d2"]);
+        assert_eq!(c.sequences[0].analog_rois, ["a1"]);
+        assert_eq!(c.sequences[1].post.decimal_shift, -2);
+        assert_eq!(c.sequences[0].post.decimal_shift, 0);
+    }
+
+    #[test]
+    fn sequence_errors() {
+        let e = partial(json!({"numbersequences": {"sequence": []}})).unwrap_err();
+        assert_eq!(e.path(), "numbersequences.sequence");
+        let e = partial(json!({"numbersequences": {"sequence": [{"sequenceid": 0, "sequencename": "a b"}]},
+                               "digit": {"sequence": []}, "analog": {"sequence": []}, "postprocessing": {"sequence": []}}))
+        .unwrap_err();
+        assert_eq!(e.path(), "numbersequences.sequence[0].sequencename");
+        let e = partial(json!({"digit": {"sequence": [{"sequenceid": 9, "roi": []}]}})).unwrap_err();
+        assert_eq!(e.path(), "digit.sequence[0].sequenceid");
+        let e = partial(json!({"digit": {"sequence": [{"sequenceid": 0, "roi": [{"name": "x"}, {"name": "x"}]}]}})).unwrap_err();
+        assert_eq!(e.path(), "digit.sequence[0].roi[1].name");
+        let e = partial(json!({"postprocessing": {"sequence": [{"sequenceid": 0, "analogdigitsyncvalue": 3}]}})).unwrap_err();
+        assert_eq!(e.path(), "postprocessing.sequence[0].analogdigitsyncvalue");
+    }
+
+    #[test]
+    fn ha_node_id_must_be_safe_when_discovery_is_on() {
+        let e = partial(json!({"mqtt": {"maintopic": "water/mé", "homeassistant": {"discoveryenabled": true}}})).unwrap_err();
+        assert_eq!(e.path(), "mqtt.maintopic");
+        assert!(partial(json!({"mqtt": {"maintopic": "water/mé"}})).is_ok());
+    }
+
+    #[test]
+    fn gpio_errors() {
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pinmode": "laser"}]}})).unwrap_err();
+        assert_eq!(e.path(), "gpio.gpiopin[0].pinmode");
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4}, {"gpionumber": 4}]}})).unwrap_err();
+        assert_eq!(e.path(), "gpio.gpiopin[1].gpionumber");
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pwmfrequency": 0}]}})).unwrap_err();
+        assert_eq!(e.path(), "gpio.gpiopin[0].pwmfrequency");
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pinname": "a/b"}]}})).unwrap_err();
+        assert_eq!(e.path(), "gpio.gpiopin[0].pinname");
+    }
+
+    #[test]
+    fn timezone_is_validated() {
+        let e = partial(json!({"network": {"time": {"timezone": "Mars/Olympus"}}})).unwrap_err();
+        assert_eq!(e.path(), "network.time.timezone");
+    }
+
+    #[test]
+    fn redaction_hides_secrets_and_merge_keeps_them() {
+        let (doc, _) = Config::from_partial(&json!({"mqtt": {"password": "hunter2", "tls": {"clientkey": "KEY"}},
+                                                    "network": {"wlan": {"password": "wifi"}}}))
+        .unwrap();
+        let shown = redacted(&doc);
+        let text = shown.to_string();
+        assert!(!text.contains("hunter2") && !text.contains("KEY") && !text.contains("wifi"));
+        assert_eq!(get_path(&shown, "mqtt.password"), Some(&json!(REDACTED)));
+        assert_eq!(get_path(&shown, "mqtt.username"), Some(&json!("")));
+        let mut back = doc.clone();
+        merge(&mut back, &shown);
+        assert_eq!(get_path(&back, "mqtt.password"), Some(&json!("hunter2")));
+        assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn path_get_and_set() {
+        let mut doc = default_json();
+        assert_eq!(get_path(&doc, "gpio.gpiopin[2].gpionumber"), Some(&json!(4)));
+        assert_eq!(get_path(&doc, "gpio.gpiopin.2.gpionumber"), Some(&json!(4)));
+        set_path(&mut doc, "mqtt.maintopic", json!("x/y")).unwrap();
+        assert_eq!(get_path(&doc, "mqtt.maintopic"), Some(&json!("x/y")));
+        assert!(set_path(&mut doc, "nope.deeper.key", json!(1)).is_err());
+        assert!(set_path(&mut doc, "gpio.gpiopin[99].pinmode", json!("input")).is_err());
+        assert_eq!(get_path(&doc, "mqtt.nothing"), None);
+    }
+
+    #[test]
+    fn non_object_config_is_refused() {
+        assert_eq!(Config::from_partial(&json!([1, 2])).unwrap_err().path(), "$");
+    }
+}

@@ -1,0 +1,365 @@
+//! The GPIO model: pin modes, PWM resolution, the state of each pin, and `ctrl` payloads.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde_json::Value;
+
+use crate::config::PinConfig;
+
+/// APB clock that feeds the LEDC PWM timers.
+const PWM_SOURCE_HZ: u32 = 80_000_000;
+/// The LEDC timers count with at most 14 bits.
+const MAX_PWM_BITS: u32 = 14;
+
+/// `gpio.gpiopin[].pinmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinMode {
+    Input,
+    InputPullup,
+    InputPulldown,
+    Output,
+    OutputPwm,
+    FlashlightDefault,
+    FlashlightPwm,
+    FlashlightSmartLed,
+    FlashlightDigital,
+    TriggerCycleStart,
+}
+
+impl PinMode {
+    /// The config names, in the order of the enum.
+    pub const NAMES: &'static [&'static str] = &[
+        "input",
+        "input-pullup",
+        "input-pulldown",
+        "output",
+        "output-pwm",
+        "flashlight-default",
+        "flashlight-pwm",
+        "flashlight-smartled",
+        "flashlight-digital",
+        "trigger-cycle-start",
+    ];
+    const ALL: [PinMode; 10] = [
+        PinMode::Input,
+        PinMode::InputPullup,
+        PinMode::InputPulldown,
+        PinMode::Output,
+        PinMode::OutputPwm,
+        PinMode::FlashlightDefault,
+        PinMode::FlashlightPwm,
+        PinMode::FlashlightSmartLed,
+        PinMode::FlashlightDigital,
+        PinMode::TriggerCycleStart,
+    ];
+
+    pub fn parse(name: &str) -> Option<PinMode> {
+        let lower = name.to_ascii_lowercase();
+        PinMode::NAMES.iter().position(|n| *n == lower).map(|i| PinMode::ALL[i])
+    }
+
+    pub fn name(self) -> &'static str {
+        PinMode::NAMES[PinMode::ALL.iter().position(|m| *m == self).unwrap_or(0)]
+    }
+
+    /// Read by the device (levels come from outside).
+    pub fn is_input(self) -> bool {
+        matches!(self, PinMode::Input | PinMode::InputPullup | PinMode::InputPulldown | PinMode::TriggerCycleStart)
+    }
+
+    /// Driven by the process while an image is taken.
+    pub fn is_flashlight(self) -> bool {
+        matches!(
+            self,
+            PinMode::FlashlightDefault | PinMode::FlashlightPwm | PinMode::FlashlightSmartLed | PinMode::FlashlightDigital
+        )
+    }
+
+    /// Has a PWM duty (its state JSON carries `pwm_duty`).
+    pub fn is_pwm(self) -> bool {
+        matches!(self, PinMode::OutputPwm | PinMode::FlashlightPwm | PinMode::FlashlightDefault)
+    }
+
+    /// May be driven through MQTT / REST `ctrl`.
+    pub fn is_controllable(self) -> bool {
+        matches!(self, PinMode::Output | PinMode::OutputPwm)
+    }
+
+    /// Level an input reads with nothing connected.
+    pub fn idle_level(self) -> bool {
+        matches!(self, PinMode::InputPullup | PinMode::TriggerCycleStart)
+    }
+}
+
+/// PWM resolution in bits for a frequency: floor(log2(80 MHz / f)), capped at 14.
+pub fn pwm_resolution_bits(frequency_hz: u32) -> u32 {
+    if frequency_hz == 0 {
+        return 0;
+    }
+    let ratio = PWM_SOURCE_HZ / frequency_hz;
+    if ratio == 0 {
+        return 0;
+    }
+    (31 - ratio.leading_zeros()).min(MAX_PWM_BITS)
+}
+
+/// Largest duty for a frequency: 2^resolution - 1.
+pub fn pwm_max_duty(frequency_hz: u32) -> u32 {
+    (1u32 << pwm_resolution_bits(frequency_hz)) - 1
+}
+
+/// The live state of one configured pin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pin {
+    pub config: PinConfig,
+    pub level: bool,
+    pub duty: u32,
+    /// Time (ms) of the last accepted input edge, for debouncing.
+    last_edge_ms: Option<u64>,
+}
+
+/// Why a `ctrl` request was refused. The pin is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CtrlError {
+    UnknownPin(String),
+    NotControllable { pin: String, mode: &'static str },
+    BadJson(String),
+    BadState,
+    MissingDuty,
+    DutyOutOfRange { duty: i64, max: u32 },
+    UnexpectedDuty,
+    TooLarge(usize),
+}
+
+impl core::fmt::Display for CtrlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CtrlError::UnknownPin(p) => write!(f, "no enabled GPIO named '{p}' is exposed to MQTT"),
+            CtrlError::NotControllable { pin, mode } => {
+                write!(f, "GPIO '{pin}' is in mode '{mode}'; only output and output-pwm pins accept ctrl")
+            }
+            CtrlError::BadJson(e) => write!(f, "payload is not valid JSON: {e}"),
+            CtrlError::BadState => f.write_str("\"state\" must be 0 or 1"),
+            CtrlError::MissingDuty => f.write_str("\"pwm_duty\" is required for an output-pwm pin"),
+            CtrlError::DutyOutOfRange { duty, max } => write!(f, "\"pwm_duty\" {duty} is out of range 0..{max}"),
+            CtrlError::UnexpectedDuty => f.write_str("\"pwm_duty\" is only accepted by output-pwm pins"),
+            CtrlError::TooLarge(n) => write!(f, "payload of {n} bytes exceeds the 4 KiB limit"),
+        }
+    }
+}
+
+/// A validated `ctrl` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ctrl {
+    pub level: bool,
+    pub duty: Option<u32>,
+}
+
+impl Pin {
+    pub fn new(config: PinConfig) -> Pin {
+        let level = config.mode.idle_level();
+        Pin { config, level, duty: 0, last_edge_ms: None }
+    }
+
+    /// The `state` topic payload: `{"state":s}` or `{"state":s,"pwm_duty":d}` for PWM modes.
+    pub fn state_json(&self) -> String {
+        let state = u8::from(self.level);
+        if self.config.mode.is_pwm() {
+            format!("{{\"state\":{state},\"pwm_duty\":{}}}", self.duty)
+        } else {
+            format!("{{\"state\":{state}}}")
+        }
+    }
+
+    /// Parses and checks a `ctrl` payload against this pin's mode; nothing changes here.
+    pub fn parse_ctrl(&self, payload: &[u8]) -> Result<Ctrl, CtrlError> {
+        if payload.len() > 4096 {
+            return Err(CtrlError::TooLarge(payload.len()));
+        }
+        if !self.config.mode.is_controllable() {
+            return Err(CtrlError::NotControllable { pin: self.config.topic_name(), mode: self.config.mode.name() });
+        }
+        let v: Value = serde_json::from_slice(payload).map_err(|e| CtrlError::BadJson(e.to_string()))?;
+        let level = match v.get("state").and_then(Value::as_i64) {
+            Some(0) => false,
+            Some(1) => true,
+            _ => return Err(CtrlError::BadState),
+        };
+        let duty = v.get("pwm_duty");
+        match (self.config.mode, duty) {
+            (PinMode::OutputPwm, None) => Err(CtrlError::MissingDuty),
+            (PinMode::OutputPwm, Some(d)) => {
+                let max = pwm_max_duty(self.config.pwm_frequency);
+                match d.as_i64() {
+                    Some(d) if d >= 0 && d <= i64::from(max) => Ok(Ctrl { level, duty: Some(d as u32) }),
+                    Some(d) => Err(CtrlError::DutyOutOfRange { duty: d, max }),
+                    None => Err(CtrlError::DutyOutOfRange { duty: -1, max }),
+                }
+            }
+            (_, Some(_)) => Err(CtrlError::UnexpectedDuty),
+            (_, None) => Ok(Ctrl { level, duty: None }),
+        }
+    }
+
+    /// Applies an accepted ctrl. Returns true when the pin's state changed.
+    pub fn apply(&mut self, ctrl: Ctrl) -> bool {
+        let before = (self.level, self.duty);
+        self.level = ctrl.level;
+        if let Some(d) = ctrl.duty {
+            self.duty = d;
+        }
+        before != (self.level, self.duty)
+    }
+
+    /// An input level seen at `now_ms`. Returns `Some(level)` when it is a debounced change.
+    pub fn input_changed(&mut self, level: bool, now_ms: u64) -> Option<bool> {
+        if level == self.level {
+            return None;
+        }
+        if let Some(last) = self.last_edge_ms {
+            if now_ms.saturating_sub(last) < u64::from(self.config.debounce_ms) {
+                return None;
+            }
+        }
+        self.last_edge_ms = Some(now_ms);
+        self.level = level;
+        Some(level)
+    }
+
+    /// The duty the hardware drives: full scale for a plain output or flashlight, the set duty for PWM.
+    pub fn driven_duty(&self) -> Option<u32> {
+        if !self.config.mode.is_pwm() {
+            return None;
+        }
+        Some(if self.level { self.duty } else { 0 })
+    }
+}
+
+/// All enabled pins.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Gpio {
+    pub pins: Vec<Pin>,
+}
+
+impl Gpio {
+    pub fn new(configs: &[PinConfig]) -> Gpio {
+        Gpio { pins: configs.iter().filter(|c| c.enabled).cloned().map(Pin::new).collect() }
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Pin> {
+        self.pins.iter().find(|p| p.config.topic_name() == name)
+    }
+
+    pub fn by_name_mut(&mut self, name: &str) -> Option<&mut Pin> {
+        self.pins.iter_mut().find(|p| p.config.topic_name() == name)
+    }
+
+    pub fn by_number_mut(&mut self, number: u8) -> Option<&mut Pin> {
+        self.pins.iter_mut().find(|p| p.config.number == number)
+    }
+
+    /// Pins exposed to MQTT.
+    pub fn exposed(&self) -> impl Iterator<Item = &Pin> {
+        self.pins.iter().filter(|p| p.config.expose_to_mqtt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(mode: PinMode, freq: u32) -> Pin {
+        Pin::new(PinConfig {
+            number: 12,
+            enabled: true,
+            name: String::new(),
+            mode,
+            debounce_ms: 200,
+            pwm_frequency: freq,
+            expose_to_mqtt: true,
+            expose_to_rest: false,
+        })
+    }
+
+    #[test]
+    fn resolution_from_frequency() {
+        assert_eq!(pwm_resolution_bits(5000), 13); // 80e6/5000 = 16000 -> 13.96
+        assert_eq!(pwm_resolution_bits(1000), 14); // 80000 -> 16.3, capped
+        assert_eq!(pwm_resolution_bits(40_000_000), 1);
+        assert_eq!(pwm_resolution_bits(80_000_001), 0);
+        assert_eq!(pwm_resolution_bits(0), 0);
+        assert_eq!(pwm_max_duty(5000), 8191);
+        assert_eq!(pwm_max_duty(1000), 16383);
+    }
+
+    #[test]
+    fn mode_names_round_trip() {
+        for name in PinMode::NAMES {
+            assert_eq!(PinMode::parse(name).unwrap().name(), *name);
+        }
+        assert_eq!(PinMode::parse("OUTPUT-PWM"), Some(PinMode::OutputPwm));
+        assert_eq!(PinMode::parse("laser"), None);
+    }
+
+    #[test]
+    fn default_name_is_gpio_number() {
+        assert_eq!(pin(PinMode::Output, 5000).config.topic_name(), "gpio12");
+    }
+
+    #[test]
+    fn output_ctrl() {
+        let mut p = pin(PinMode::Output, 5000);
+        let c = p.parse_ctrl(br#"{"state":1}"#).unwrap();
+        assert!(p.apply(c));
+        assert_eq!(p.state_json(), r#"{"state":1}"#);
+        assert!(!p.apply(c));
+        assert_eq!(p.parse_ctrl(br#"{"state":1,"pwm_duty":3}"#), Err(CtrlError::UnexpectedDuty));
+    }
+
+    #[test]
+    fn pwm_ctrl_checks_duty_range() {
+        let mut p = pin(PinMode::OutputPwm, 5000);
+        assert_eq!(p.parse_ctrl(br#"{"state":1}"#), Err(CtrlError::MissingDuty));
+        assert_eq!(
+            p.parse_ctrl(br#"{"state":1,"pwm_duty":8192}"#),
+            Err(CtrlError::DutyOutOfRange { duty: 8192, max: 8191 })
+        );
+        assert!(p.parse_ctrl(br#"{"state":1,"pwm_duty":-1}"#).is_err());
+        let c = p.parse_ctrl(br#"{"state":1,"pwm_duty":8191}"#).unwrap();
+        p.apply(c);
+        assert_eq!(p.state_json(), r#"{"state":1,"pwm_duty":8191}"#);
+        assert_eq!(p.driven_duty(), Some(8191));
+    }
+
+    #[test]
+    fn bad_ctrl_payloads() {
+        let p = pin(PinMode::Output, 5000);
+        assert!(matches!(p.parse_ctrl(b"{"), Err(CtrlError::BadJson(_))));
+        assert_eq!(p.parse_ctrl(br#"{"state":2}"#), Err(CtrlError::BadState));
+        assert_eq!(p.parse_ctrl(br#"{"state":"on"}"#), Err(CtrlError::BadState));
+        assert_eq!(p.parse_ctrl(br#"{}"#), Err(CtrlError::BadState));
+        assert!(matches!(p.parse_ctrl(&[b' '; 5000]), Err(CtrlError::TooLarge(5000))));
+        let input = pin(PinMode::Input, 5000);
+        assert!(matches!(input.parse_ctrl(br#"{"state":1}"#), Err(CtrlError::NotControllable { .. })));
+        let flash = pin(PinMode::FlashlightPwm, 5000);
+        assert!(matches!(flash.parse_ctrl(br#"{"state":1}"#), Err(CtrlError::NotControllable { .. })));
+    }
+
+    #[test]
+    fn input_debounce() {
+        let mut p = pin(PinMode::Input, 5000);
+        assert_eq!(p.input_changed(true, 1000), Some(true));
+        assert_eq!(p.input_changed(false, 1100), None, "inside 200 ms debounce");
+        assert_eq!(p.input_changed(false, 1250), Some(false));
+        assert_eq!(p.input_changed(false, 5000), None, "no change");
+    }
+
+    #[test]
+    fn idle_levels() {
+        assert!(pin(PinMode::InputPullup, 1).level);
+        assert!(pin(PinMode::TriggerCycleStart, 1).level);
+        assert!(!pin(PinMode::InputPulldown, 1).level);
+    }
+}
