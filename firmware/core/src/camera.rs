@@ -42,12 +42,18 @@ impl SimCamera {
 
     /// Queues the next reading of a sequence.
     pub fn push(&mut self, sequence: &str, reading: Reading) {
-        self.queues.entry(sequence.into()).or_default().push_back(Queued::Reading(reading));
+        self.queues
+            .entry(sequence.into())
+            .or_default()
+            .push_back(Queued::Reading(reading));
     }
 
     /// Queues an alignment failure: the capture that takes it fails as a whole (alignment is per image).
     pub fn push_align_fail(&mut self, sequence: &str) {
-        self.queues.entry(sequence.into()).or_default().push_back(Queued::AlignFail);
+        self.queues
+            .entry(sequence.into())
+            .or_default()
+            .push_back(Queued::AlignFail);
     }
 
     /// Number of queued entries of a sequence.
@@ -93,21 +99,44 @@ mod tests {
     #[test]
     fn nothing_injected_reads_n() {
         let mut cam = SimCamera::new();
-        let Frame::Aligned(r) = cam.capture(&seqs()) else { panic!("aligned expected") };
-        assert_eq!(r["main"], Reading { digits: alloc::vec![None, None], analogs: alloc::vec![None] });
+        let Frame::Aligned(r) = cam.capture(&seqs()) else {
+            panic!("aligned expected")
+        };
+        assert_eq!(
+            r["main"],
+            Reading {
+                digits: alloc::vec![None, None],
+                analogs: alloc::vec![None]
+            }
+        );
     }
 
     #[test]
     fn queue_then_repeat_last() {
         let mut cam = SimCamera::new();
-        let a = Reading { digits: alloc::vec![Some(1.0)], analogs: alloc::vec![] };
-        let b = Reading { digits: alloc::vec![Some(2.0)], analogs: alloc::vec![] };
+        let a = Reading {
+            digits: alloc::vec![Some(1.0)],
+            analogs: alloc::vec![],
+        };
+        let b = Reading {
+            digits: alloc::vec![Some(2.0)],
+            analogs: alloc::vec![],
+        };
         cam.push("main", a.clone());
         cam.push("main", b.clone());
         assert_eq!(cam.queued("main"), 2);
-        assert_eq!(cam.capture(&seqs()), Frame::Aligned([("main".to_string(), a)].into_iter().collect()));
-        assert_eq!(cam.capture(&seqs()), Frame::Aligned([("main".to_string(), b.clone())].into_iter().collect()));
-        assert_eq!(cam.capture(&seqs()), Frame::Aligned([("main".to_string(), b)].into_iter().collect()));
+        assert_eq!(
+            cam.capture(&seqs()),
+            Frame::Aligned([("main".to_string(), a)].into_iter().collect())
+        );
+        assert_eq!(
+            cam.capture(&seqs()),
+            Frame::Aligned([("main".to_string(), b.clone())].into_iter().collect())
+        );
+        assert_eq!(
+            cam.capture(&seqs()),
+            Frame::Aligned([("main".to_string(), b)].into_iter().collect())
+        );
     }
 
     #[test]

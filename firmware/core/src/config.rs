@@ -34,7 +34,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn one(path: &str, message: impl Into<String>) -> Self {
-        ConfigError { errors: alloc::vec![FieldError { path: path.to_string(), message: message.into() }] }
+        ConfigError {
+            errors: alloc::vec![FieldError {
+                path: path.to_string(),
+                message: message.into()
+            }],
+        }
     }
 
     /// The first bad key's path (there is always at least one).
@@ -160,7 +165,9 @@ impl MqttUri {
         }
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !authority.starts_with('[') || h.ends_with(']') => {
-                let port = p.parse::<u16>().map_err(|_| format!("port '{p}' is not a number 1..65535"))?;
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| format!("port '{p}' is not a number 1..65535"))?;
                 if port == 0 {
                     return Err("port must be 1..65535".to_string());
                 }
@@ -171,7 +178,11 @@ impl MqttUri {
         if host.is_empty() {
             return Err("host is missing".to_string());
         }
-        Ok(MqttUri { tls, host: host.to_string(), port })
+        Ok(MqttUri {
+            tls,
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -281,7 +292,10 @@ pub fn merge(base: &mut Value, patch: &Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
-                if v.as_str() == Some(REDACTED) && SECRET_KEYS.contains(&k.as_str()) && b.contains_key(k) {
+                if v.as_str() == Some(REDACTED)
+                    && SECRET_KEYS.contains(&k.as_str())
+                    && b.contains_key(k)
+                {
                     continue;
                 }
                 match b.get_mut(k) {
@@ -302,8 +316,16 @@ pub fn redacted(config: &Value) -> Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let secret = SECRET_KEYS.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty());
-                    (k.clone(), if secret { Value::String(REDACTED.to_string()) } else { redacted(v) })
+                    let secret = SECRET_KEYS.contains(&k.as_str())
+                        && v.as_str().is_some_and(|s| !s.is_empty());
+                    (
+                        k.clone(),
+                        if secret {
+                            Value::String(REDACTED.to_string())
+                        } else {
+                            redacted(v)
+                        },
+                    )
                 })
                 .collect(),
         ),
@@ -314,7 +336,12 @@ pub fn redacted(config: &Value) -> Value {
 
 /// Splits `a.b[2].c` or `a.b.2.c` into segments.
 fn path_segments(path: &str) -> Vec<String> {
-    path.replace('[', ".").replace(']', "").split('.').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    path.replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The value at a dotted path (`mqtt.maintopic`, `gpio.gpiopin[0].pinmode`).
@@ -333,7 +360,9 @@ pub fn get_path<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
 /// Sets the value at a dotted path. The parent must exist; a new key may be added to an existing object.
 pub fn set_path(config: &mut Value, path: &str, value: Value) -> Result<(), ConfigError> {
     let segs = path_segments(path);
-    let Some((last, parents)) = segs.split_last() else { return Err(ConfigError::one(path, "empty path")) };
+    let Some((last, parents)) = segs.split_last() else {
+        return Err(ConfigError::one(path, "empty path"));
+    };
     let mut v = config;
     for seg in parents {
         v = match v {
@@ -350,7 +379,8 @@ pub fn set_path(config: &mut Value, path: &str, value: Value) -> Result<(), Conf
         }
         Value::Array(a) => {
             let slot = last.parse::<usize>().ok().and_then(|i| a.get_mut(i));
-            let slot = slot.ok_or_else(|| ConfigError::one(path, format!("no element '{last}'")))?;
+            let slot =
+                slot.ok_or_else(|| ConfigError::one(path, format!("no element '{last}'")))?;
             *slot = value;
             Ok(())
         }
@@ -383,7 +413,9 @@ pub fn check_topic(topic: &str) -> Result<(), &'static str> {
 
 /// Home Assistant accepts only `[a-zA-Z0-9_-]` in node and object ids.
 pub fn is_ha_id(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Config {
@@ -416,7 +448,11 @@ impl Config {
 
     /// Node id for Home Assistant: the last level of the main topic.
     pub fn node_id(&self) -> &str {
-        self.mqtt.main_topic.rsplit('/').next().unwrap_or(&self.mqtt.main_topic)
+        self.mqtt
+            .main_topic
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.mqtt.main_topic)
     }
 }
 
@@ -426,24 +462,61 @@ struct Reader {
 
 const OPMODE_KEYS: &[&str] = &["opmode", "automaticprocessinterval", "usedemoimages"];
 const MQTT_KEYS: &[&str] = &[
-    "enabled", "uri", "maintopic", "clientid", "authmode", "username", "password", "tls", "processdatanotation",
-    "retainprocessdata", "homeassistant",
+    "enabled",
+    "uri",
+    "maintopic",
+    "clientid",
+    "authmode",
+    "username",
+    "password",
+    "tls",
+    "processdatanotation",
+    "retainprocessdata",
+    "homeassistant",
 ];
-const HA_KEYS: &[&str] = &["discoveryenabled", "discoveryprefix", "statustopic", "metertype", "retaindiscovery"];
+const HA_KEYS: &[&str] = &[
+    "discoveryenabled",
+    "discoveryprefix",
+    "statustopic",
+    "metertype",
+    "retaindiscovery",
+];
 const TLS_KEYS: &[&str] = &["cacert", "clientcert", "clientkey"];
 const POST_KEYS: &[&str] = &[
-    "sequenceid", "sequencename", "decimalshift", "analogdigitsyncvalue", "extendedresolution", "ignoreleadingnan",
-    "checkdigitincreaseconsistency", "maxratechecktype", "maxrate", "allownegativerate", "usefallbackvalue",
+    "sequenceid",
+    "sequencename",
+    "decimalshift",
+    "analogdigitsyncvalue",
+    "extendedresolution",
+    "ignoreleadingnan",
+    "checkdigitincreaseconsistency",
+    "maxratechecktype",
+    "maxrate",
+    "allownegativerate",
+    "usefallbackvalue",
     "fallbackvalueagestartup",
 ];
 const PIN_KEYS: &[&str] = &[
-    "gpionumber", "gpiousage", "pinenabled", "pinname", "pinmode", "capturemode", "inputdebouncetime", "pwmfrequency",
-    "exposetomqtt", "exposetorest", "smartled", "intensitycorrectionfactor",
+    "gpionumber",
+    "gpiousage",
+    "pinenabled",
+    "pinname",
+    "pinmode",
+    "capturemode",
+    "inputdebouncetime",
+    "pwmfrequency",
+    "exposetomqtt",
+    "exposetorest",
+    "smartled",
+    "intensitycorrectionfactor",
 ];
 
 impl Reader {
     fn err(&mut self, path: &str, message: impl Into<String>) {
-        self.errors.push(FieldError { path: path.to_string(), message: message.into() });
+        self.errors.push(FieldError {
+            path: path.to_string(),
+            message: message.into(),
+        });
     }
 
     fn obj<'a>(&mut self, parent: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
@@ -460,12 +533,21 @@ impl Reader {
     fn known(&mut self, obj: &Map<String, Value>, path: &str, keys: &[&str]) {
         for k in obj.keys() {
             if !keys.contains(&k.as_str()) {
-                self.err(&format!("{path}.{k}"), format!("unknown key (known: {})", keys.join(", ")));
+                self.err(
+                    &format!("{path}.{k}"),
+                    format!("unknown key (known: {})", keys.join(", ")),
+                );
             }
         }
     }
 
-    fn bool(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: bool) -> bool {
+    fn bool(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        path: &str,
+        key: &str,
+        default: bool,
+    ) -> bool {
         match obj.and_then(|o| o.get(key)) {
             None => default,
             Some(Value::Bool(b)) => *b,
@@ -476,7 +558,13 @@ impl Reader {
         }
     }
 
-    fn string(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: &str) -> String {
+    fn string(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        path: &str,
+        key: &str,
+        default: &str,
+    ) -> String {
         match obj.and_then(|o| o.get(key)) {
             None => default.to_string(),
             Some(Value::String(s)) => s.clone(),
@@ -488,7 +576,15 @@ impl Reader {
     }
 
     /// A number, also accepted as a numeric string (the reference writes some numbers as strings, e.g. "9.2").
-    fn number(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: f64, min: f64, max: f64) -> f64 {
+    fn number(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        path: &str,
+        key: &str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> f64 {
         let full = format!("{path}.{key}");
         let value = match obj.and_then(|o| o.get(key)) {
             None => return default,
@@ -509,7 +605,15 @@ impl Reader {
         }
     }
 
-    fn int(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: i64, min: i64, max: i64) -> i64 {
+    fn int(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        path: &str,
+        key: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> i64 {
         let full = format!("{path}.{key}");
         let value = match obj.and_then(|o| o.get(key)) {
             None => return default,
@@ -530,7 +634,12 @@ impl Reader {
         }
     }
 
-    fn array<'a>(&mut self, obj: Option<&'a Map<String, Value>>, path: &str, key: &str) -> &'a [Value] {
+    fn array<'a>(
+        &mut self,
+        obj: Option<&'a Map<String, Value>>,
+        path: &str,
+        key: &str,
+    ) -> &'a [Value] {
         match obj.and_then(|o| o.get(key)) {
             None => &[],
             Some(Value::Array(a)) => a,
@@ -541,7 +650,13 @@ impl Reader {
         }
     }
 
-    fn topic(&mut self, obj: Option<&Map<String, Value>>, path: &str, key: &str, default: &str) -> String {
+    fn topic(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        path: &str,
+        key: &str,
+        default: &str,
+    ) -> String {
         let t = self.string(obj, path, key, default);
         if let Err(why) = check_topic(&t) {
             self.err(&format!("{path}.{key}"), format!("'{t}' {why}"));
@@ -562,14 +677,24 @@ impl Reader {
             1 => OpMode::Automatic,
             _ => OpMode::Setup,
         };
-        let interval_min = self.number(op, "operationmode", "automaticprocessinterval", 1.0, 0.01, 1440.0);
+        let interval_min = self.number(
+            op,
+            "operationmode",
+            "automaticprocessinterval",
+            1.0,
+            0.01,
+            1440.0,
+        );
 
         let digit = self.obj(doc, "digit");
         let digit_model = match self.string(digit, "digit", "cnntype", "class100").as_str() {
             "class100" => DigitModel::Class100,
             "class11" => DigitModel::Class11,
             other => {
-                self.err("digit.cnntype", format!("'{other}' is not one of class100, class11"));
+                self.err(
+                    "digit.cnntype",
+                    format!("'{other}' is not one of class100, class11"),
+                );
                 DigitModel::Class100
             }
         };
@@ -583,8 +708,15 @@ impl Reader {
 
         let wlan = self.obj(doc, "network.wlan");
         let hostname = self.string(wlan, "network.wlan", "hostname", "watermeter");
-        if hostname.is_empty() || !hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            self.err("network.wlan.hostname", "must be letters, digits and '-' only");
+        if hostname.is_empty()
+            || !hostname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            self.err(
+                "network.wlan.hostname",
+                "must be letters, digits and '-' only",
+            );
         }
         self.string(wlan, "network.wlan", "ssid", "");
         self.string(wlan, "network.wlan", "password", "");
@@ -593,21 +725,44 @@ impl Reader {
         let timezone = match TimeZone::parse(&tz_text) {
             Ok(tz) => tz,
             Err(e) => {
-                self.err("network.time.timezone", format!("'{tz_text}' is not a POSIX TZ rule: {}", e.0));
+                self.err(
+                    "network.time.timezone",
+                    format!("'{tz_text}' is not a POSIX TZ rule: {}", e.0),
+                );
                 TimeZone::UTC
             }
         };
-        Config { opmode, interval_min, digit_model, sequences, mqtt, gpio, hostname, timezone }
+        Config {
+            opmode,
+            interval_min,
+            digit_model,
+            sequences,
+            mqtt,
+            gpio,
+            hostname,
+            timezone,
+        }
     }
 
-    fn sequences(&mut self, doc: &Value, digit_enabled: bool, analog_enabled: bool) -> Vec<SequenceConfig> {
+    fn sequences(
+        &mut self,
+        doc: &Value,
+        digit_enabled: bool,
+        analog_enabled: bool,
+    ) -> Vec<SequenceConfig> {
         let ns = self.obj(doc, "numbersequences");
         let list = self.array(ns, "numbersequences", "sequence");
         if list.is_empty() {
-            self.err("numbersequences.sequence", "at least one number sequence is required");
+            self.err(
+                "numbersequences.sequence",
+                "at least one number sequence is required",
+            );
         }
         if list.len() > 10 {
-            self.err("numbersequences.sequence", "at most 10 number sequences are supported");
+            self.err(
+                "numbersequences.sequence",
+                "at most 10 number sequences are supported",
+            );
         }
         let mut out: Vec<SequenceConfig> = Vec::new();
         for (i, item) in list.iter().enumerate() {
@@ -622,16 +777,28 @@ impl Reader {
             }
             let name = self.string(Some(o), &path, "sequencename", "");
             if !is_ha_id(&name) {
-                self.err(&format!("{path}.sequencename"), format!("'{name}' must be non-empty [a-zA-Z0-9_-]"));
+                self.err(
+                    &format!("{path}.sequencename"),
+                    format!("'{name}' must be non-empty [a-zA-Z0-9_-]"),
+                );
             }
             if out.iter().any(|s| s.id as i64 == id) {
                 self.err(&format!("{path}.sequenceid"), format!("{id} is used twice"));
             }
             if out.iter().any(|s| s.name == name) {
-                self.err(&format!("{path}.sequencename"), format!("'{name}' is used twice"));
+                self.err(
+                    &format!("{path}.sequencename"),
+                    format!("'{name}' is used twice"),
+                );
             }
             let id = u32::try_from(id).unwrap_or(0);
-            out.push(SequenceConfig { id, name, digit_rois: Vec::new(), analog_rois: Vec::new(), post: PostProcessing::default() });
+            out.push(SequenceConfig {
+                id,
+                name,
+                digit_rois: Vec::new(),
+                analog_rois: Vec::new(),
+                post: PostProcessing::default(),
+            });
         }
         for (section, enabled) in [("digit", digit_enabled), ("analog", analog_enabled)] {
             let sec = self.obj(doc, section);
@@ -644,7 +811,10 @@ impl Reader {
                 };
                 let id = self.int(Some(o), &path, "sequenceid", -1, 0, 999);
                 let Some(seq) = out.iter_mut().position(|s| s.id as i64 == id) else {
-                    self.err(&format!("{path}.sequenceid"), format!("{id} is not a configured number sequence"));
+                    self.err(
+                        &format!("{path}.sequenceid"),
+                        format!("{id} is not a configured number sequence"),
+                    );
                     continue;
                 };
                 let rois = self.array(Some(o), &path, "roi");
@@ -661,7 +831,10 @@ impl Reader {
                     if name.is_empty() {
                         self.err(&format!("{rpath}.name"), "must not be empty");
                     } else if names.contains(&name) {
-                        self.err(&format!("{rpath}.name"), format!("'{name}' is used twice in this sequence"));
+                        self.err(
+                            &format!("{rpath}.name"),
+                            format!("'{name}' is used twice in this sequence"),
+                        );
                     }
                     names.push(name);
                 }
@@ -687,7 +860,10 @@ impl Reader {
             let post = self.post(o, &path);
             match out.iter_mut().find(|s| s.id as i64 == id) {
                 Some(seq) => seq.post = post,
-                None => self.err(&format!("{path}.sequenceid"), format!("{id} is not a configured number sequence")),
+                None => self.err(
+                    &format!("{path}.sequenceid"),
+                    format!("{id} is not a configured number sequence"),
+                ),
             }
         }
         out
@@ -698,10 +874,22 @@ impl Reader {
         let o = Some(o);
         PostProcessing {
             decimal_shift: self.int(o, path, "decimalshift", 0, -9, 9) as i32,
-            analog_digit_sync_value: self.number(o, path, "analogdigitsyncvalue", d.analog_digit_sync_value, 6.0, 9.9),
+            analog_digit_sync_value: self.number(
+                o,
+                path,
+                "analogdigitsyncvalue",
+                d.analog_digit_sync_value,
+                6.0,
+                9.9,
+            ),
             extended_resolution: self.bool(o, path, "extendedresolution", d.extended_resolution),
             ignore_leading_nan: self.bool(o, path, "ignoreleadingnan", d.ignore_leading_nan),
-            check_digit_increase_consistency: self.bool(o, path, "checkdigitincreaseconsistency", false),
+            check_digit_increase_consistency: self.bool(
+                o,
+                path,
+                "checkdigitincreaseconsistency",
+                false,
+            ),
             max_rate_check: match self.int(o, path, "maxratechecktype", 1, 0, 2) {
                 0 => RateCheck::Off,
                 2 => RateCheck::PerInterval,
@@ -710,7 +898,14 @@ impl Reader {
             max_rate: self.number(o, path, "maxrate", d.max_rate, 0.0, 1e12),
             allow_negative_rate: self.bool(o, path, "allownegativerate", d.allow_negative_rate),
             use_fallback_value: self.bool(o, path, "usefallbackvalue", d.use_fallback_value),
-            fallback_value_age_startup: self.int(o, path, "fallbackvalueagestartup", 720, 0, 525_600) as u32,
+            fallback_value_age_startup: self.int(
+                o,
+                path,
+                "fallbackvalueagestartup",
+                720,
+                0,
+                525_600,
+            ) as u32,
         }
     }
 
@@ -724,7 +919,10 @@ impl Reader {
         let uri_text = self.string(m, p, "uri", "");
         let uri = if uri_text.is_empty() {
             if enabled {
-                self.err("mqtt.uri", "is required when MQTT is enabled (e.g. mqtt://192.168.1.2:1883)");
+                self.err(
+                    "mqtt.uri",
+                    "is required when MQTT is enabled (e.g. mqtt://192.168.1.2:1883)",
+                );
             }
             None
         } else {
@@ -738,7 +936,10 @@ impl Reader {
         };
         let main_topic = self.topic(m, p, "maintopic", "watermeter");
         let client_id = self.string(m, p, "clientid", "watermeter");
-        if client_id.is_empty() || client_id.len() > 64 || client_id.chars().any(char::is_whitespace) {
+        if client_id.is_empty()
+            || client_id.len() > 64
+            || client_id.chars().any(char::is_whitespace)
+        {
             self.err("mqtt.clientid", "must be 1..64 characters without spaces");
         }
         let auth_mode = self.int(m, p, "authmode", 0, 0, 2) as u8;
@@ -755,7 +956,10 @@ impl Reader {
         let client_cert = self.string(tls, "mqtt.tls", "clientcert", "");
         let client_key = self.string(tls, "mqtt.tls", "clientkey", "");
         if auth_mode == 2 && (client_cert.is_empty() || client_key.is_empty()) {
-            self.err("mqtt.tls.clientcert", "client certificate and key are required with authmode 2 (TLS)");
+            self.err(
+                "mqtt.tls.clientcert",
+                "client certificate and key are required with authmode 2 (TLS)",
+            );
         }
         let notation = match self.int(m, p, "processdatanotation", 0, 0, 2) {
             1 => Notation::Topics,
@@ -819,12 +1023,18 @@ impl Reader {
             }
             let mode_text = self.string(o, &path, "pinmode", "input");
             let mode = PinMode::parse(&mode_text).unwrap_or_else(|| {
-                self.err(&format!("{path}.pinmode"), format!("'{mode_text}' is not one of {}", PinMode::NAMES.join(", ")));
+                self.err(
+                    &format!("{path}.pinmode"),
+                    format!("'{mode_text}' is not one of {}", PinMode::NAMES.join(", ")),
+                );
                 PinMode::Input
             });
             let name = self.string(o, &path, "pinname", "");
             if !name.is_empty() && !is_ha_id(&name) {
-                self.err(&format!("{path}.pinname"), format!("'{name}' may only contain [a-zA-Z0-9_-]"));
+                self.err(
+                    &format!("{path}.pinname"),
+                    format!("'{name}' may only contain [a-zA-Z0-9_-]"),
+                );
             }
             let pwm_frequency = self.int(o, &path, "pwmfrequency", 5000, 1, 40_000_000) as u32;
             let pin = PinConfig {
@@ -838,10 +1048,20 @@ impl Reader {
                 expose_to_rest: self.bool(o, &path, "exposetorest", false),
             };
             if pins.iter().any(|p| p.number == pin.number) {
-                self.err(&format!("{path}.gpionumber"), format!("GPIO{} is configured twice", pin.number));
+                self.err(
+                    &format!("{path}.gpionumber"),
+                    format!("GPIO{} is configured twice", pin.number),
+                );
             }
-            if pin.enabled && pins.iter().any(|p| p.enabled && p.topic_name() == pin.topic_name()) {
-                self.err(&format!("{path}.pinname"), format!("'{}' is used by another enabled pin", pin.topic_name()));
+            if pin.enabled
+                && pins
+                    .iter()
+                    .any(|p| p.enabled && p.topic_name() == pin.topic_name())
+            {
+                self.err(
+                    &format!("{path}.pinname"),
+                    format!("'{}' is used by another enabled pin", pin.topic_name()),
+                );
             }
             pins.push(pin);
         }
@@ -886,7 +1106,14 @@ mod tests {
         let e = partial(json!({"mqtt": {"enabled": true, "uri": ""}})).unwrap_err();
         assert_eq!(e.path(), "mqtt.uri");
         let c = partial(json!({"mqtt": {"enabled": true, "uri": "mqtts://broker.local"}})).unwrap();
-        assert_eq!(c.mqtt.uri, Some(MqttUri { tls: true, host: "broker.local".into(), port: 8883 }));
+        assert_eq!(
+            c.mqtt.uri,
+            Some(MqttUri {
+                tls: true,
+                host: "broker.local".into(),
+                port: 8883
+            })
+        );
         assert_eq!(MqttUri::parse("mqtt://127.0.0.1:1884").unwrap().port, 1884);
         assert!(MqttUri::parse("mqtt://h:0").is_err());
         assert!(MqttUri::parse("mqtt://h:99999").is_err());
@@ -918,7 +1145,8 @@ mod tests {
     fn numbers_as_strings_are_accepted() {
         let c = partial(json!({"operationmode": {"automaticprocessinterval": "2.5"}})).unwrap();
         assert_eq!(c.interval_min, 2.5);
-        let e = partial(json!({"operationmode": {"automaticprocessinterval": "soon"}})).unwrap_err();
+        let e =
+            partial(json!({"operationmode": {"automaticprocessinterval": "soon"}})).unwrap_err();
         assert_eq!(e.path(), "operationmode.automaticprocessinterval");
     }
 
@@ -945,30 +1173,41 @@ mod tests {
                                "digit": {"sequence": []}, "analog": {"sequence": []}, "postprocessing": {"sequence": []}}))
         .unwrap_err();
         assert_eq!(e.path(), "numbersequences.sequence[0].sequencename");
-        let e = partial(json!({"digit": {"sequence": [{"sequenceid": 9, "roi": []}]}})).unwrap_err();
+        let e =
+            partial(json!({"digit": {"sequence": [{"sequenceid": 9, "roi": []}]}})).unwrap_err();
         assert_eq!(e.path(), "digit.sequence[0].sequenceid");
         let e = partial(json!({"digit": {"sequence": [{"sequenceid": 0, "roi": [{"name": "x"}, {"name": "x"}]}]}})).unwrap_err();
         assert_eq!(e.path(), "digit.sequence[0].roi[1].name");
-        let e = partial(json!({"postprocessing": {"sequence": [{"sequenceid": 0, "analogdigitsyncvalue": 3}]}})).unwrap_err();
+        let e = partial(
+            json!({"postprocessing": {"sequence": [{"sequenceid": 0, "analogdigitsyncvalue": 3}]}}),
+        )
+        .unwrap_err();
         assert_eq!(e.path(), "postprocessing.sequence[0].analogdigitsyncvalue");
     }
 
     #[test]
     fn ha_node_id_must_be_safe_when_discovery_is_on() {
-        let e = partial(json!({"mqtt": {"maintopic": "water/mé", "homeassistant": {"discoveryenabled": true}}})).unwrap_err();
+        let e = partial(
+            json!({"mqtt": {"maintopic": "water/mé", "homeassistant": {"discoveryenabled": true}}}),
+        )
+        .unwrap_err();
         assert_eq!(e.path(), "mqtt.maintopic");
         assert!(partial(json!({"mqtt": {"maintopic": "water/mé"}})).is_ok());
     }
 
     #[test]
     fn gpio_errors() {
-        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pinmode": "laser"}]}})).unwrap_err();
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pinmode": "laser"}]}}))
+            .unwrap_err();
         assert_eq!(e.path(), "gpio.gpiopin[0].pinmode");
-        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4}, {"gpionumber": 4}]}})).unwrap_err();
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4}, {"gpionumber": 4}]}}))
+            .unwrap_err();
         assert_eq!(e.path(), "gpio.gpiopin[1].gpionumber");
-        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pwmfrequency": 0}]}})).unwrap_err();
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pwmfrequency": 0}]}}))
+            .unwrap_err();
         assert_eq!(e.path(), "gpio.gpiopin[0].pwmfrequency");
-        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pinname": "a/b"}]}})).unwrap_err();
+        let e = partial(json!({"gpio": {"gpiopin": [{"gpionumber": 4, "pinname": "a/b"}]}}))
+            .unwrap_err();
         assert_eq!(e.path(), "gpio.gpiopin[0].pinname");
     }
 
@@ -980,8 +1219,10 @@ mod tests {
 
     #[test]
     fn redaction_hides_secrets_and_merge_keeps_them() {
-        let (doc, _) = Config::from_partial(&json!({"mqtt": {"password": "hunter2", "tls": {"clientkey": "KEY"}},
-                                                    "network": {"wlan": {"password": "wifi"}}}))
+        let (doc, _) = Config::from_partial(
+            &json!({"mqtt": {"password": "hunter2", "tls": {"clientkey": "KEY"}},
+                                                    "network": {"wlan": {"password": "wifi"}}}),
+        )
         .unwrap();
         let shown = redacted(&doc);
         let text = shown.to_string();
@@ -997,7 +1238,10 @@ mod tests {
     #[test]
     fn path_get_and_set() {
         let mut doc = default_json();
-        assert_eq!(get_path(&doc, "gpio.gpiopin[2].gpionumber"), Some(&json!(4)));
+        assert_eq!(
+            get_path(&doc, "gpio.gpiopin[2].gpionumber"),
+            Some(&json!(4))
+        );
         assert_eq!(get_path(&doc, "gpio.gpiopin.2.gpionumber"), Some(&json!(4)));
         set_path(&mut doc, "mqtt.maintopic", json!("x/y")).unwrap();
         assert_eq!(get_path(&doc, "mqtt.maintopic"), Some(&json!("x/y")));
@@ -1008,6 +1252,9 @@ mod tests {
 
     #[test]
     fn non_object_config_is_refused() {
-        assert_eq!(Config::from_partial(&json!([1, 2])).unwrap_err().path(), "$");
+        assert_eq!(
+            Config::from_partial(&json!([1, 2])).unwrap_err().path(),
+            "$"
+        );
     }
 }

@@ -29,10 +29,21 @@ pub type Value10 = Option<f64>;
 pub enum Command {
     Help,
     Status,
-    Frame { sequence: String, digits: Option<Vec<Value10>>, analogs: Option<Vec<Value10>> },
-    AlignFail { sequence: String },
-    ConfigGet { path: String },
-    ConfigSet { path: String, value: Value },
+    Frame {
+        sequence: String,
+        digits: Option<Vec<Value10>>,
+        analogs: Option<Vec<Value10>>,
+    },
+    AlignFail {
+        sequence: String,
+    },
+    ConfigGet {
+        path: String,
+    },
+    ConfigSet {
+        path: String,
+        value: Value,
+    },
     Reboot,
     Download,
 }
@@ -45,7 +56,10 @@ pub struct ParseError {
 }
 
 fn err(code: &'static str, message: impl Into<String>) -> ParseError {
-    ParseError { code: code, message: message.into() }
+    ParseError {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Parses one line. An empty line is `Ok(None)` (no reply).
@@ -65,7 +79,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "download" => no_args(rest, Command::Download)?,
         "frame" => parse_frame(rest)?,
         "config" => parse_config(rest)?,
-        other => return Err(err("unknown-command", alloc::format!("'{other}' (try 'help')"))),
+        other => {
+            return Err(err(
+                "unknown-command",
+                alloc::format!("'{other}' (try 'help')"),
+            ))
+        }
     };
     Ok(Some(cmd))
 }
@@ -82,14 +101,20 @@ fn no_args(rest: &str, cmd: Command) -> Result<Command, ParseError> {
     if rest.is_empty() {
         Ok(cmd)
     } else {
-        Err(err("bad-args", alloc::format!("unexpected arguments '{rest}'")))
+        Err(err(
+            "bad-args",
+            alloc::format!("unexpected arguments '{rest}'"),
+        ))
     }
 }
 
 fn parse_frame(rest: &str) -> Result<Command, ParseError> {
     let (sequence, mut rest) = split_word(rest);
     if sequence.is_empty() || sequence.contains('=') {
-        return Err(err("bad-args", "usage: frame <sequence> digits=<v,...> analogs=<v,...> | frame <sequence> align=fail"));
+        return Err(err(
+            "bad-args",
+            "usage: frame <sequence> digits=<v,...> analogs=<v,...> | frame <sequence> align=fail",
+        ));
     }
     let mut digits = None;
     let mut analogs = None;
@@ -105,7 +130,12 @@ fn parse_frame(rest: &str) -> Result<Command, ParseError> {
             "analogs" => analogs = Some(parse_values(value, "analogs")?),
             "align" if value == "fail" => align_fail = true,
             "align" => return Err(err("bad-args", "align only takes 'fail'")),
-            _ => return Err(err("bad-args", alloc::format!("unknown key '{key}' (digits, analogs, align)"))),
+            _ => {
+                return Err(err(
+                    "bad-args",
+                    alloc::format!("unknown key '{key}' (digits, analogs, align)"),
+                ))
+            }
         }
     }
     let sequence = sequence.to_string();
@@ -116,9 +146,16 @@ fn parse_frame(rest: &str) -> Result<Command, ParseError> {
         return Ok(Command::AlignFail { sequence });
     }
     if digits.is_none() && analogs.is_none() {
-        return Err(err("bad-args", "give digits=<v,...> and/or analogs=<v,...>"));
+        return Err(err(
+            "bad-args",
+            "give digits=<v,...> and/or analogs=<v,...>",
+        ));
     }
-    Ok(Command::Frame { sequence, digits, analogs })
+    Ok(Command::Frame {
+        sequence,
+        digits,
+        analogs,
+    })
 }
 
 fn parse_values(list: &str, what: &str) -> Result<Vec<Value10>, ParseError> {
@@ -134,7 +171,10 @@ fn parse_values(list: &str, what: &str) -> Result<Vec<Value10>, ParseError> {
             }
             match v.parse::<f64>() {
                 Ok(x) if x.is_finite() && (0.0..10.0).contains(&x) => Ok(Some(x)),
-                _ => Err(err("bad-value", alloc::format!("{what}[{i}] '{v}' is not N or a number 0 <= v < 10"))),
+                _ => Err(err(
+                    "bad-value",
+                    alloc::format!("{what}[{i}] '{v}' is not N or a number 0 <= v < 10"),
+                )),
             }
         })
         .collect()
@@ -148,18 +188,30 @@ fn parse_config(rest: &str) -> Result<Command, ParseError> {
             if path.is_empty() || !extra.is_empty() {
                 return Err(err("bad-args", "usage: config get <path>"));
             }
-            Ok(Command::ConfigGet { path: path.to_string() })
+            Ok(Command::ConfigGet {
+                path: path.to_string(),
+            })
         }
         "set" => {
             let (path, json) = split_word(rest);
             if path.is_empty() || json.is_empty() {
                 return Err(err("bad-args", "usage: config set <path> <json value>"));
             }
-            let value: Value = serde_json::from_str(json)
-                .map_err(|e| err("bad-json", alloc::format!("'{json}' is not a JSON value: {e}")))?;
-            Ok(Command::ConfigSet { path: path.to_string(), value })
+            let value: Value = serde_json::from_str(json).map_err(|e| {
+                err(
+                    "bad-json",
+                    alloc::format!("'{json}' is not a JSON value: {e}"),
+                )
+            })?;
+            Ok(Command::ConfigSet {
+                path: path.to_string(),
+                value,
+            })
         }
-        _ => Err(err("bad-args", "usage: config get <path> | config set <path> <json value>")),
+        _ => Err(err(
+            "bad-args",
+            "usage: config get <path> | config set <path> <json value>",
+        )),
     }
 }
 
@@ -191,32 +243,60 @@ mod tests {
 
     #[test]
     fn frame_align_fail() {
-        assert_eq!(parse("frame gas align=fail"), Ok(Some(Command::AlignFail { sequence: "gas".into() })));
+        assert_eq!(
+            parse("frame gas align=fail"),
+            Ok(Some(Command::AlignFail {
+                sequence: "gas".into()
+            }))
+        );
         assert_eq!(parse("frame gas align=ok").unwrap_err().code, "bad-args");
-        assert_eq!(parse("frame gas align=fail digits=1").unwrap_err().code, "bad-args");
+        assert_eq!(
+            parse("frame gas align=fail digits=1").unwrap_err().code,
+            "bad-args"
+        );
     }
 
     #[test]
     fn frame_errors() {
         assert_eq!(parse("frame").unwrap_err().code, "bad-args");
         assert_eq!(parse("frame main").unwrap_err().code, "bad-args");
-        assert_eq!(parse("frame main digits=1,x").unwrap_err().code, "bad-value");
+        assert_eq!(
+            parse("frame main digits=1,x").unwrap_err().code,
+            "bad-value"
+        );
         assert_eq!(parse("frame main digits=10").unwrap_err().code, "bad-value");
         assert_eq!(parse("frame main digits=-1").unwrap_err().code, "bad-value");
-        assert_eq!(parse("frame main digits=nan").unwrap_err().code, "bad-value");
+        assert_eq!(
+            parse("frame main digits=nan").unwrap_err().code,
+            "bad-value"
+        );
         assert_eq!(parse("frame main colour=red").unwrap_err().code, "bad-args");
         assert_eq!(parse("frame main digits").unwrap_err().code, "bad-args");
     }
 
     #[test]
     fn config_commands() {
-        assert_eq!(parse("config get mqtt.maintopic"), Ok(Some(Command::ConfigGet { path: "mqtt.maintopic".into() })));
+        assert_eq!(
+            parse("config get mqtt.maintopic"),
+            Ok(Some(Command::ConfigGet {
+                path: "mqtt.maintopic".into()
+            }))
+        );
         assert_eq!(
             parse(r#"config set mqtt.maintopic "a/b c""#),
-            Ok(Some(Command::ConfigSet { path: "mqtt.maintopic".into(), value: json!("a/b c") }))
+            Ok(Some(Command::ConfigSet {
+                path: "mqtt.maintopic".into(),
+                value: json!("a/b c")
+            }))
         );
-        assert_eq!(parse("config set mqtt.maintopic a/b").unwrap_err().code, "bad-json");
-        assert_eq!(parse("config set mqtt.maintopic").unwrap_err().code, "bad-args");
+        assert_eq!(
+            parse("config set mqtt.maintopic a/b").unwrap_err().code,
+            "bad-json"
+        );
+        assert_eq!(
+            parse("config set mqtt.maintopic").unwrap_err().code,
+            "bad-args"
+        );
         assert_eq!(parse("config frob").unwrap_err().code, "bad-args");
         assert_eq!(parse("config get").unwrap_err().code, "bad-args");
     }

@@ -53,23 +53,29 @@ pub fn parse_set_fallback(payload: &[u8]) -> Result<SetFallback, SetFallbackErro
     if payload.len() > MAX_CONTROL_PAYLOAD {
         return Err(SetFallbackError::TooLarge(payload.len()));
     }
-    let v: Value = serde_json::from_slice(payload).map_err(|e| SetFallbackError::InvalidJson(e.to_string()))?;
+    let v: Value = serde_json::from_slice(payload)
+        .map_err(|e| SetFallbackError::InvalidJson(e.to_string()))?;
     let obj = v.as_object().ok_or(SetFallbackError::NotAnObject)?;
     let sequence = match obj.get("sequence") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => return Err(SetFallbackError::MissingSequence),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(SetFallbackError::MissingSequence)
+        }
         Some(other) => return Err(SetFallbackError::UnknownSequence(other.to_string())),
     };
     let value = match obj.get("value") {
         None | Some(Value::Null) => return Err(SetFallbackError::MissingValue),
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| SetFallbackError::NotFinite(n.to_string()))?,
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or_else(|| SetFallbackError::NotFinite(n.to_string()))?,
         Some(Value::String(s)) => {
             let t = s.trim();
             let lower = t.to_ascii_lowercase();
             if lower.contains("nan") || lower.contains("inf") {
                 return Err(SetFallbackError::NotFinite(format!("\"{s}\"")));
             }
-            t.parse::<f64>().map_err(|_| SetFallbackError::NonNumeric(format!("\"{s}\"")))?
+            t.parse::<f64>()
+                .map_err(|_| SetFallbackError::NonNumeric(format!("\"{s}\"")))?
         }
         Some(other) => return Err(SetFallbackError::NonNumeric(other.to_string())),
     };
@@ -87,10 +93,23 @@ mod tests {
     fn accepts_number_and_numeric_string() {
         assert_eq!(
             parse_set_fallback(br#"{"sequence":"main","value":12.5}"#),
-            Ok(SetFallback { sequence: "main".into(), value: 12.5 })
+            Ok(SetFallback {
+                sequence: "main".into(),
+                value: 12.5
+            })
         );
-        assert_eq!(parse_set_fallback(br#"{"sequence":"main","value":" 7 "}"#).unwrap().value, 7.0);
-        assert_eq!(parse_set_fallback(br#"{"sequence":"main","value":-1}"#).unwrap().value, -1.0);
+        assert_eq!(
+            parse_set_fallback(br#"{"sequence":"main","value":" 7 "}"#)
+                .unwrap()
+                .value,
+            7.0
+        );
+        assert_eq!(
+            parse_set_fallback(br#"{"sequence":"main","value":-1}"#)
+                .unwrap()
+                .value,
+            -1.0
+        );
     }
 
     #[test]
@@ -98,14 +117,38 @@ mod tests {
         use SetFallbackError as E;
         assert!(matches!(parse_set_fallback(b"{"), Err(E::InvalidJson(_))));
         assert_eq!(parse_set_fallback(b"[1]"), Err(E::NotAnObject));
-        assert_eq!(parse_set_fallback(br#"{"value":1}"#), Err(E::MissingSequence));
-        assert_eq!(parse_set_fallback(br#"{"sequence":"","value":1}"#), Err(E::MissingSequence));
-        assert_eq!(parse_set_fallback(br#"{"sequence":"main"}"#), Err(E::MissingValue));
-        assert!(matches!(parse_set_fallback(br#"{"sequence":"main","value":"abc"}"#), Err(E::NonNumeric(_))));
-        assert!(matches!(parse_set_fallback(br#"{"sequence":"main","value":true}"#), Err(E::NonNumeric(_))));
-        assert!(matches!(parse_set_fallback(br#"{"sequence":"main","value":"NaN"}"#), Err(E::NotFinite(_))));
-        assert!(matches!(parse_set_fallback(br#"{"sequence":"main","value":"-inf"}"#), Err(E::NotFinite(_))));
-        assert!(matches!(parse_set_fallback(br#"{"sequence":"main","value":1e999}"#), Err(E::InvalidJson(_))));
+        assert_eq!(
+            parse_set_fallback(br#"{"value":1}"#),
+            Err(E::MissingSequence)
+        );
+        assert_eq!(
+            parse_set_fallback(br#"{"sequence":"","value":1}"#),
+            Err(E::MissingSequence)
+        );
+        assert_eq!(
+            parse_set_fallback(br#"{"sequence":"main"}"#),
+            Err(E::MissingValue)
+        );
+        assert!(matches!(
+            parse_set_fallback(br#"{"sequence":"main","value":"abc"}"#),
+            Err(E::NonNumeric(_))
+        ));
+        assert!(matches!(
+            parse_set_fallback(br#"{"sequence":"main","value":true}"#),
+            Err(E::NonNumeric(_))
+        ));
+        assert!(matches!(
+            parse_set_fallback(br#"{"sequence":"main","value":"NaN"}"#),
+            Err(E::NotFinite(_))
+        ));
+        assert!(matches!(
+            parse_set_fallback(br#"{"sequence":"main","value":"-inf"}"#),
+            Err(E::NotFinite(_))
+        ));
+        assert!(matches!(
+            parse_set_fallback(br#"{"sequence":"main","value":1e999}"#),
+            Err(E::InvalidJson(_))
+        ));
         let big = alloc::vec![b' '; 5000];
         assert_eq!(parse_set_fallback(&big), Err(E::TooLarge(5000)));
     }

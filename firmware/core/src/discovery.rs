@@ -21,28 +21,116 @@ pub struct MeterType {
 }
 
 const METER_TYPES: [MeterType; 17] = [
-    MeterType { device_class: "", value_unit: "", time_unit: "min", rate_unit: "" },
-    MeterType { device_class: "water", value_unit: "m³", time_unit: "h", rate_unit: "m³/h" },
-    MeterType { device_class: "water", value_unit: "L", time_unit: "h", rate_unit: "L/h" },
-    MeterType { device_class: "water", value_unit: "L", time_unit: "min", rate_unit: "L/min" },
-    MeterType { device_class: "water", value_unit: "gal", time_unit: "h", rate_unit: "gal/h" },
-    MeterType { device_class: "water", value_unit: "gal", time_unit: "min", rate_unit: "gal/min" },
-    MeterType { device_class: "water", value_unit: "ft³", time_unit: "min", rate_unit: "ft³/min" },
-    MeterType { device_class: "gas", value_unit: "m³", time_unit: "h", rate_unit: "m³/h" },
-    MeterType { device_class: "gas", value_unit: "ft³", time_unit: "min", rate_unit: "ft³/min" },
-    MeterType { device_class: "energy", value_unit: "Wh", time_unit: "h", rate_unit: "W" },
-    MeterType { device_class: "energy", value_unit: "kWh", time_unit: "h", rate_unit: "kW" },
-    MeterType { device_class: "energy", value_unit: "MWh", time_unit: "h", rate_unit: "MW" },
-    MeterType { device_class: "energy", value_unit: "GJ", time_unit: "h", rate_unit: "GJ/h" },
-    MeterType { device_class: "temperature", value_unit: "°C", time_unit: "min", rate_unit: "K/min" },
-    MeterType { device_class: "temperature", value_unit: "°F", time_unit: "min", rate_unit: "K/min" },
-    MeterType { device_class: "pressure", value_unit: "bar", time_unit: "min", rate_unit: "bar/min" },
-    MeterType { device_class: "pressure", value_unit: "psi", time_unit: "min", rate_unit: "psi/min" },
+    MeterType {
+        device_class: "",
+        value_unit: "",
+        time_unit: "min",
+        rate_unit: "",
+    },
+    MeterType {
+        device_class: "water",
+        value_unit: "m³",
+        time_unit: "h",
+        rate_unit: "m³/h",
+    },
+    MeterType {
+        device_class: "water",
+        value_unit: "L",
+        time_unit: "h",
+        rate_unit: "L/h",
+    },
+    MeterType {
+        device_class: "water",
+        value_unit: "L",
+        time_unit: "min",
+        rate_unit: "L/min",
+    },
+    MeterType {
+        device_class: "water",
+        value_unit: "gal",
+        time_unit: "h",
+        rate_unit: "gal/h",
+    },
+    MeterType {
+        device_class: "water",
+        value_unit: "gal",
+        time_unit: "min",
+        rate_unit: "gal/min",
+    },
+    MeterType {
+        device_class: "water",
+        value_unit: "ft³",
+        time_unit: "min",
+        rate_unit: "ft³/min",
+    },
+    MeterType {
+        device_class: "gas",
+        value_unit: "m³",
+        time_unit: "h",
+        rate_unit: "m³/h",
+    },
+    MeterType {
+        device_class: "gas",
+        value_unit: "ft³",
+        time_unit: "min",
+        rate_unit: "ft³/min",
+    },
+    MeterType {
+        device_class: "energy",
+        value_unit: "Wh",
+        time_unit: "h",
+        rate_unit: "W",
+    },
+    MeterType {
+        device_class: "energy",
+        value_unit: "kWh",
+        time_unit: "h",
+        rate_unit: "kW",
+    },
+    MeterType {
+        device_class: "energy",
+        value_unit: "MWh",
+        time_unit: "h",
+        rate_unit: "MW",
+    },
+    MeterType {
+        device_class: "energy",
+        value_unit: "GJ",
+        time_unit: "h",
+        rate_unit: "GJ/h",
+    },
+    MeterType {
+        device_class: "temperature",
+        value_unit: "°C",
+        time_unit: "min",
+        rate_unit: "K/min",
+    },
+    MeterType {
+        device_class: "temperature",
+        value_unit: "°F",
+        time_unit: "min",
+        rate_unit: "K/min",
+    },
+    MeterType {
+        device_class: "pressure",
+        value_unit: "bar",
+        time_unit: "min",
+        rate_unit: "bar/min",
+    },
+    MeterType {
+        device_class: "pressure",
+        value_unit: "psi",
+        time_unit: "min",
+        rate_unit: "psi/min",
+    },
 ];
 
 impl MeterType {
     pub fn get(index: u8) -> MeterType {
-        METER_TYPES.get(usize::from(index)).copied().unwrap_or(METER_TYPES[0])
+        METER_TYPES
+            .get(usize::from(index))
+            .copied()
+            .unwrap_or(METER_TYPES[0])
     }
 
     pub fn rate_per_hour(self) -> bool {
@@ -130,14 +218,35 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
     let mut entities: Vec<Entity> = Vec::new();
     let net = "/device/info/network";
     let status = "/device/status/";
-    entities.push(Entity::sensor("connection", "Connection", "network-outline", "/device/status/connection"));
-    entities.push(Entity::sensor("device_uptime", "Uptime", "clock-time-eight-outline", "/device/status/device_uptime").unit("s"));
+    entities.push(Entity::sensor(
+        "connection",
+        "Connection",
+        "network-outline",
+        "/device/status/connection",
+    ));
     entities.push(
-        Entity::sensor("wlan_rssi", "WLAN Signal Strength", "wifi", "/device/status/wlan_rssi")
-            .unit("dBm")
-            .class("signal_strength", "measurement"),
+        Entity::sensor(
+            "device_uptime",
+            "Uptime",
+            "clock-time-eight-outline",
+            "/device/status/device_uptime",
+        )
+        .unit("s"),
     );
-    for (object, name) in [("heap_internal_free", "Memory Internal Free"), ("heap_spiram_free", "Memory External Free")] {
+    entities.push(
+        Entity::sensor(
+            "wlan_rssi",
+            "WLAN Signal Strength",
+            "wifi",
+            "/device/status/wlan_rssi",
+        )
+        .unit("dBm")
+        .class("signal_strength", "measurement"),
+    );
+    for (object, name) in [
+        ("heap_internal_free", "Memory Internal Free"),
+        ("heap_spiram_free", "Memory External Free"),
+    ] {
         entities.push(
             Entity::sensor(object, name, "memory", &format!("{status}heap"))
                 .json(object)
@@ -146,32 +255,76 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
         );
     }
     entities.push(
-        Entity::sensor("chip_temp", "CPU Temperature", "thermometer", "/device/status/chip_temp")
-            .unit("°C")
-            .class("temperature", "measurement"),
+        Entity::sensor(
+            "chip_temp",
+            "CPU Temperature",
+            "thermometer",
+            "/device/status/chip_temp",
+        )
+        .unit("°C")
+        .class("temperature", "measurement"),
     );
-    entities.push(Entity::sensor("ntp_sync_status", "NTP Sync Status", "network-outline", "/device/status/ntp_sync_status"));
-    for (object, name) in [("ipv4_address", "IP Address"), ("mac_address", "MAC Address"), ("hostname", "Hostname")] {
+    entities.push(Entity::sensor(
+        "ntp_sync_status",
+        "NTP Sync Status",
+        "network-outline",
+        "/device/status/ntp_sync_status",
+    ));
+    for (object, name) in [
+        ("ipv4_address", "IP Address"),
+        ("mac_address", "MAC Address"),
+        ("hostname", "Hostname"),
+    ] {
         entities.push(Entity::sensor(object, name, "network-outline", net).json(object));
     }
-    entities.push(Entity::sensor("process_status", "Process Status", "list-status", "/process/status/process_status"));
+    entities.push(Entity::sensor(
+        "process_status",
+        "Process Status",
+        "list-status",
+        "/process/status/process_status",
+    ));
     entities.push(
-        Entity::sensor("process_interval", "Process Interval", "clock-time-eight-outline", "/process/status/process_interval")
-            .unit("min"),
+        Entity::sensor(
+            "process_interval",
+            "Process Interval",
+            "clock-time-eight-outline",
+            "/process/status/process_interval",
+        )
+        .unit("min"),
     );
     entities.push(
-        Entity::sensor("process_time", "Process Time", "clock-time-eight-outline", "/process/status/process_time")
-            .unit("s")
-            .class("", "measurement"),
+        Entity::sensor(
+            "process_time",
+            "Process Time",
+            "clock-time-eight-outline",
+            "/process/status/process_time",
+        )
+        .unit("s")
+        .class("", "measurement"),
     );
-    entities.push(Entity::sensor("process_state", "Process State", "list-status", "/process/status/process_state"));
+    entities.push(Entity::sensor(
+        "process_state",
+        "Process State",
+        "list-status",
+        "/process/status/process_state",
+    ));
     entities.push(Entity {
         component: "binary_sensor",
         device_class: "problem",
         category: "",
-        ..Entity::sensor("process_error", "Process Error State", "alert-outline", "/process/status/process_error")
+        ..Entity::sensor(
+            "process_error",
+            "Process Error State",
+            "alert-outline",
+            "/process/status/process_error",
+        )
     });
-    entities.push(Entity::sensor("process_error_value", "Process Error Value", "alert-outline", "/process/status/process_error"));
+    entities.push(Entity::sensor(
+        "process_error_value",
+        "Process Error Value",
+        "alert-outline",
+        "/process/status/process_error",
+    ));
 
     let interval = fixed(config.interval_min, 1);
     for seq in &config.sequences {
@@ -179,7 +332,12 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
         let value_state = meter.value_state_class(seq.post.allow_negative_rate);
         let s = &seq.name;
         let per = |object: &str, name: &str, icon: &'static str| {
-            Entity::sensor(&format!("{s}_{object}"), &format!("{s}: {name}"), icon, &topic)
+            Entity::sensor(
+                &format!("{s}_{object}"),
+                &format!("{s}: {name}"),
+                icon,
+                &topic,
+            )
         };
         entities.push(
             per("actual_value", "Actual Value", "gauge")
@@ -202,7 +360,8 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
                 .unit(meter.value_unit)
                 .class(meter.device_class, value_state),
         );
-        entities.push(per("value_status", "Value Status", "alert-circle-outline").json("value_status"));
+        entities
+            .push(per("value_status", "Value Status", "alert-circle-outline").json("value_status"));
         entities.push(
             per("rate_per_time_unit", "Rate", "swap-vertical")
                 .json("rate_per_time_unit")
@@ -211,31 +370,58 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
                 .category(""),
         );
         entities.push(
-            per("rate_per_interval", &format!("Rate / Interval ({interval}min)"), "arrow-expand-vertical")
-                .json("rate_per_interval")
-                .unit(meter.value_unit)
-                .class("", "measurement"),
+            per(
+                "rate_per_interval",
+                &format!("Rate / Interval ({interval}min)"),
+                "arrow-expand-vertical",
+            )
+            .json("rate_per_interval")
+            .unit(meter.value_unit)
+            .class("", "measurement"),
         );
         entities.push(
-            per("timestamp_processed", "Last Processed", "clock-time-eight-outline")
-                .json("timestamp_processed")
-                .class("timestamp", ""),
+            per(
+                "timestamp_processed",
+                "Last Processed",
+                "clock-time-eight-outline",
+            )
+            .json("timestamp_processed")
+            .class("timestamp", ""),
         );
     }
     entities.push(Entity {
         component: "button",
         category: "",
-        ..Entity::sensor("cycle_start", "Manual Cycle Start", "timer-play-outline", "/process/ctrl/cycle_start")
+        ..Entity::sensor(
+            "cycle_start",
+            "Manual Cycle Start",
+            "timer-play-outline",
+            "/process/ctrl/cycle_start",
+        )
     });
     for pin in config.gpio.iter().filter(|p| p.enabled && p.expose_to_mqtt) {
         let name = pin.topic_name();
         let topic = format!("/device/gpio/{name}/state");
         entities.push(Entity {
             component: "binary_sensor",
-            ..Entity::sensor(&format!("{name}_state"), &format!("{name}: State"), "", &topic).json("state")
+            ..Entity::sensor(
+                &format!("{name}_state"),
+                &format!("{name}: State"),
+                "",
+                &topic,
+            )
+            .json("state")
         });
         if pin.mode == PinMode::OutputPwm {
-            entities.push(Entity::sensor(&format!("{name}_pwm_duty"), &format!("{name}: PWM Duty"), "", &topic).json("pwm_duty"));
+            entities.push(
+                Entity::sensor(
+                    &format!("{name}_pwm_duty"),
+                    &format!("{name}: PWM Duty"),
+                    "",
+                    &topic,
+                )
+                .json("pwm_duty"),
+            );
         }
     }
 
@@ -245,7 +431,10 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let topic = format!("{}/{}/{node}/{}/config", ha.discovery_prefix, e.component, e.object);
+            let topic = format!(
+                "{}/{}/{node}/{}/config",
+                ha.discovery_prefix, e.component, e.object
+            );
             (topic, entity_payload(e, config, facts, i == 0))
         })
         .collect()
@@ -273,7 +462,10 @@ fn entity_payload(e: &Entity, config: &Config, facts: &DeviceFacts, full_device:
         put("val_tpl", json!(format!("{{{{value_json.{p}}}}}")));
     } else if e.object == "process_error" {
         // A problem only after several errors or deviations in a row (-2 / 2).
-        put("val_tpl", json!("{{ 'ON' if value in ['-2', '2'] else 'OFF' }}"));
+        put(
+            "val_tpl",
+            json!("{{ 'ON' if value in ['-2', '2'] else 'OFF' }}"),
+        );
     }
     if e.component == "binary_sensor" && e.topic.contains("/gpio/") {
         put("pl_on", json!("1"));

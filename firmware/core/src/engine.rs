@@ -93,12 +93,18 @@ pub enum Event {
     BoardStatus(BoardStatus),
     MqttConnected,
     MqttDisconnected,
-    MqttMessage { topic: String, payload: Vec<u8> },
+    MqttMessage {
+        topic: String,
+        payload: Vec<u8>,
+    },
     /// Time passes (drives the automatic mode).
     Tick,
     /// The answer to [`Action::RequestFrame`].
     Frame(Frame),
-    PinChanged { pin: u8, level: bool },
+    PinChanged {
+        pin: u8,
+        level: bool,
+    },
     ConsoleLine(String),
     Http(HttpRequest),
 }
@@ -132,13 +138,28 @@ pub enum Level {
 /// Outputs of the device, for the board to carry out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Publish { topic: String, payload: String, retain: bool, qos: u8 },
-    Subscribe { filter: String, qos: u8 },
+    Publish {
+        topic: String,
+        payload: String,
+        retain: bool,
+        qos: u8,
+    },
+    Subscribe {
+        filter: String,
+        qos: u8,
+    },
     /// (Re)connect to the broker with these settings, dropping any current connection.
     MqttConnect(MqttSettings),
     MqttDisconnect,
-    ConfigurePin { pin: u8, mode: crate::gpio::PinMode },
-    SetPin { pin: u8, level: bool, duty: Option<u32> },
+    ConfigurePin {
+        pin: u8,
+        mode: crate::gpio::PinMode,
+    },
+    SetPin {
+        pin: u8,
+        level: bool,
+        duty: Option<u32>,
+    },
     /// Take an image and evaluate it; answer with [`Event::Frame`].
     RequestFrame,
     ConsoleWrite(String),
@@ -149,7 +170,10 @@ pub enum Action {
     PersistFallbacks(String),
     Reboot,
     EnterDownloadMode,
-    Log { level: Level, message: String },
+    Log {
+        level: Level,
+        message: String,
+    },
 }
 
 /// `process_state` values.
@@ -290,8 +314,11 @@ impl Engine {
 
     /// The simulated camera: a board without a camera answers [`Action::RequestFrame`] with this.
     pub fn capture_simulated(&mut self) -> Frame {
-        let shapes: Vec<(String, usize, usize)> =
-            self.sequences.iter().map(|s| (s.name.clone(), s.shape.digits, s.shape.analogs)).collect();
+        let shapes: Vec<(String, usize, usize)> = self
+            .sequences
+            .iter()
+            .map(|s| (s.name.clone(), s.shape.digits, s.shape.analogs))
+            .collect();
         self.camera.capture(&shapes)
     }
 
@@ -348,7 +375,8 @@ impl Engine {
         let m = &self.config.mqtt;
         let uri = m.uri.as_ref().filter(|_| m.enabled)?;
         // Reference: keepalive 2.5 processing intervals, so a slow automatic mode does not trip the broker.
-        let keepalive = libm::round(self.config.interval_min * 60.0 * 2.5).clamp(10.0, 65_535.0) as u16;
+        let keepalive =
+            libm::round(self.config.interval_min * 60.0 * 2.5).clamp(10.0, 65_535.0) as u16;
         Some(MqttSettings {
             host: uri.host.clone(),
             port: uri.port,
@@ -370,7 +398,10 @@ impl Engine {
     }
 
     fn log(&mut self, level: Level, message: impl Into<String>) {
-        self.out.push(Action::Log { level, message: message.into() });
+        self.out.push(Action::Log {
+            level,
+            message: message.into(),
+        });
     }
 
     /// Records a refused input: logged and kept as the `last_error` shown by `status`.
@@ -386,7 +417,12 @@ impl Engine {
 
     fn publish_abs(&mut self, topic: String, payload: String, retain: bool) {
         if self.mqtt_connected {
-            self.out.push(Action::Publish { topic, payload, retain, qos: QOS });
+            self.out.push(Action::Publish {
+                topic,
+                payload,
+                retain,
+                qos: QOS,
+            });
         }
     }
 
@@ -415,27 +451,44 @@ impl Engine {
         self.info = boot.info;
         if let Some(text) = boot.stored_config {
             match serde_json::from_str::<Value>(&text)
-                .map_err(|e| ConfigError { errors: alloc::vec![config::FieldError { path: "$".into(), message: e.to_string() }] })
+                .map_err(|e| ConfigError {
+                    errors: alloc::vec![config::FieldError {
+                        path: "$".into(),
+                        message: e.to_string()
+                    }],
+                })
                 .and_then(|v| Config::from_partial(&v))
             {
                 Ok((doc, cfg)) => {
                     self.doc = doc;
                     self.config = cfg;
                 }
-                Err(e) => self.log(Level::Error, format!("stored config refused, running with defaults: {e}")),
+                Err(e) => self.log(
+                    Level::Error,
+                    format!("stored config refused, running with defaults: {e}"),
+                ),
             }
         }
         if let Some(text) = boot.stored_fallbacks {
             match serde_json::from_str::<Vec<StoredFallback>>(&text) {
                 Ok(list) => self.stored_fallbacks = list,
-                Err(e) => self.log(Level::Error, format!("stored fallback values unreadable, ignored: {e}")),
+                Err(e) => self.log(
+                    Level::Error,
+                    format!("stored fallback values unreadable, ignored: {e}"),
+                ),
             }
         }
         self.rebuild_sequences();
         self.gpio = Gpio::new(&self.config.gpio);
         self.configure_pins();
         self.set_state(ProcessState::Initialization);
-        self.log(Level::Info, format!("firmware {} on {}", self.info.firmware_version, self.info.board_type));
+        self.log(
+            Level::Info,
+            format!(
+                "firmware {} on {}",
+                self.info.firmware_version, self.info.board_type
+            ),
+        );
         self.next_auto_ms = self.now_ms;
         self.device_info_pending = true;
         self.discovery_pending = self.config.mqtt.home_assistant.discovery_enabled;
@@ -448,7 +501,12 @@ impl Engine {
     }
 
     fn configure_pins(&mut self) {
-        let pins: Vec<_> = self.gpio.pins.iter().map(|p| (p.config.number, p.config.mode, p.level, p.driven_duty())).collect();
+        let pins: Vec<_> = self
+            .gpio
+            .pins
+            .iter()
+            .map(|p| (p.config.number, p.config.mode, p.level, p.driven_duty()))
+            .collect();
         for (pin, mode, level, duty) in pins {
             self.out.push(Action::ConfigurePin { pin, mode });
             if !mode.is_input() {
@@ -461,7 +519,10 @@ impl Engine {
         let model = self.config.digit_model;
         let old = core::mem::take(&mut self.sequences);
         for seq in &self.config.sequences {
-            let shape = Shape { digits: seq.digit_rois.len(), analogs: seq.analog_rois.len() };
+            let shape = Shape {
+                digits: seq.digit_rois.len(),
+                analogs: seq.analog_rois.len(),
+            };
             let mut state = SequenceState::new(seq.id, &seq.name, shape, &seq.post, model);
             // Keep what the device knew about a sequence of the same name and shape across a config change.
             if let Some(prev) = old.iter().find(|s| s.name == seq.name) {
@@ -478,8 +539,17 @@ impl Engine {
 
     fn on_mqtt_connected(&mut self) {
         self.mqtt_connected = true;
-        self.log(Level::Info, format!("MQTT: connected, main topic '{}'", self.config.mqtt.main_topic));
-        for rel in ["/process/ctrl/cycle_start", "/process/ctrl/set_fallbackvalue"] {
+        self.log(
+            Level::Info,
+            format!(
+                "MQTT: connected, main topic '{}'",
+                self.config.mqtt.main_topic
+            ),
+        );
+        for rel in [
+            "/process/ctrl/cycle_start",
+            "/process/ctrl/set_fallbackvalue",
+        ] {
             let filter = self.topic(rel);
             self.out.push(Action::Subscribe { filter, qos: QOS });
         }
@@ -498,8 +568,16 @@ impl Engine {
             self.out.push(Action::Subscribe { filter, qos: QOS });
         }
         self.publish("/device/status/connection", ONLINE, true);
-        let states: Vec<(String, String)> =
-            self.gpio.exposed().map(|p| (format!("/device/gpio/{}/state", p.config.topic_name()), p.state_json())).collect();
+        let states: Vec<(String, String)> = self
+            .gpio
+            .exposed()
+            .map(|p| {
+                (
+                    format!("/device/gpio/{}/state", p.config.topic_name()),
+                    p.state_json(),
+                )
+            })
+            .collect();
         for (rel, payload) in states {
             self.publish(&rel, payload, false);
         }
@@ -576,7 +654,11 @@ impl Engine {
             "heap_spiram_min_free": s.heap_spiram_min_free / 1024,
         });
         self.publish("/device/status/heap", heap.to_string(), false);
-        self.publish("/device/status/sd_partition_free", s.sd_partition_free_mb.to_string(), false);
+        self.publish(
+            "/device/status/sd_partition_free",
+            s.sd_partition_free_mb.to_string(),
+            false,
+        );
         self.publish("/device/status/ntp_sync_status", s.ntp_sync_status, false);
     }
 
@@ -590,12 +672,32 @@ impl Engine {
     }
 
     fn publish_process_status(&mut self) {
-        self.publish("/process/status/process_status", self.process_status(), false);
-        self.publish("/process/status/process_interval", fixed(self.config.interval_min, 1), false);
-        self.publish("/process/status/process_time", self.last_process_time_s.to_string(), false);
+        self.publish(
+            "/process/status/process_status",
+            self.process_status(),
+            false,
+        );
+        self.publish(
+            "/process/status/process_interval",
+            fixed(self.config.interval_min, 1),
+            false,
+        );
+        self.publish(
+            "/process/status/process_time",
+            self.last_process_time_s.to_string(),
+            false,
+        );
         self.publish("/process/status/process_state", self.state.as_str(), false);
-        self.publish("/process/status/process_error", self.process_error().to_string(), false);
-        self.publish("/process/status/cycle_counter", self.cycle_counter.to_string(), false);
+        self.publish(
+            "/process/status/process_error",
+            self.process_error().to_string(),
+            false,
+        );
+        self.publish(
+            "/process/status/cycle_counter",
+            self.cycle_counter.to_string(),
+            false,
+        );
     }
 
     /// The `process/data/[N]/json` payload of a sequence.
@@ -615,7 +717,9 @@ impl Engine {
             timestamp_fallbackvalue: &'a str,
         }
         let per_time_unit = self.config.mqtt.home_assistant.discovery_enabled.then(|| {
-            seq.rate_per_time_unit_text(MeterType::get(self.config.mqtt.home_assistant.meter_type).rate_per_hour())
+            seq.rate_per_time_unit_text(
+                MeterType::get(self.config.mqtt.home_assistant.meter_type).rate_per_hour(),
+            )
         });
         let data = Data {
             sequence_name: &seq.name,
@@ -637,7 +741,11 @@ impl Engine {
         let notation = self.config.mqtt.notation;
         let ha = self.config.mqtt.home_assistant.discovery_enabled;
         let per_hour = MeterType::get(self.config.mqtt.home_assistant.meter_type).rate_per_hour();
-        self.publish("/process/data/number_sequences", self.sequences.len().to_string(), retain);
+        self.publish(
+            "/process/data/number_sequences",
+            self.sequences.len().to_string(),
+            retain,
+        );
         let sequences = self.sequences.clone();
         for seq in &sequences {
             let base = format!("/process/data/{}", seq.id);
@@ -669,9 +777,14 @@ impl Engine {
 
     fn on_mqtt_message(&mut self, topic: &str, payload: &[u8]) {
         let main = &self.config.mqtt.main_topic;
-        if topic == self.config.mqtt.home_assistant.status_topic && self.config.mqtt.home_assistant.discovery_enabled {
+        if topic == self.config.mqtt.home_assistant.status_topic
+            && self.config.mqtt.home_assistant.discovery_enabled
+        {
             if payload == ONLINE.as_bytes() {
-                self.log(Level::Info, "Home Assistant is online: publishing discovery");
+                self.log(
+                    Level::Info,
+                    "Home Assistant is online: publishing discovery",
+                );
                 self.discovery_pending = true;
                 self.flush_scheduled();
             }
@@ -684,9 +797,15 @@ impl Engine {
         match rel {
             "/process/ctrl/cycle_start" => {
                 if payload.is_empty() {
-                    self.refuse("cycle_start: empty payload ignored (send any non-empty payload)".to_string());
+                    self.refuse(
+                        "cycle_start: empty payload ignored (send any non-empty payload)"
+                            .to_string(),
+                    );
                 } else if payload.len() > control::MAX_CONTROL_PAYLOAD {
-                    self.refuse(format!("cycle_start: payload of {} bytes exceeds the 4096 byte limit", payload.len()));
+                    self.refuse(format!(
+                        "cycle_start: payload of {} bytes exceeds the 4096 byte limit",
+                        payload.len()
+                    ));
                 } else {
                     self.log(Level::Info, "cycle_start requested via MQTT");
                     self.request_cycle();
@@ -697,7 +816,10 @@ impl Engine {
                     self.refuse(format!("set_fallbackvalue: {e}"));
                 }
             }
-            _ => match rel.strip_prefix("/device/gpio/").and_then(|r| r.strip_suffix("/ctrl")) {
+            _ => match rel
+                .strip_prefix("/device/gpio/")
+                .and_then(|r| r.strip_suffix("/ctrl"))
+            {
                 Some(name) => self.on_gpio_ctrl(name, payload),
                 None => self.log(Level::Debug, format!("MQTT: ignoring message on '{topic}'")),
             },
@@ -717,7 +839,10 @@ impl Engine {
         } else {
             let seq = &self.sequences[index];
             seq.raw_as_number()
-                .ok_or_else(|| SetFallbackError::NoValidRawValue { sequence: seq.name.clone(), raw: seq.raw_value.clone() })?
+                .ok_or_else(|| SetFallbackError::NoValidRawValue {
+                    sequence: seq.name.clone(),
+                    raw: seq.raw_value.clone(),
+                })?
         };
         let now = self.now_s();
         let tz = self.config.timezone.clone();
@@ -731,7 +856,11 @@ impl Engine {
     }
 
     fn persist_fallbacks(&mut self) {
-        let mut list: Vec<StoredFallback> = self.sequences.iter().filter_map(SequenceState::stored_fallback).collect();
+        let mut list: Vec<StoredFallback> = self
+            .sequences
+            .iter()
+            .filter_map(SequenceState::stored_fallback)
+            .collect();
         // Keep stored values of sequences that have not been restored yet (no cycle since boot).
         for stored in &self.stored_fallbacks {
             if !list.iter().any(|s| s.sequence == stored.sequence) && !self.fallbacks_restored {
@@ -746,9 +875,15 @@ impl Engine {
     }
 
     fn on_gpio_ctrl(&mut self, name: &str, payload: &[u8]) {
-        let exposed = self.gpio.by_name(name).is_some_and(|p| p.config.expose_to_mqtt);
+        let exposed = self
+            .gpio
+            .by_name(name)
+            .is_some_and(|p| p.config.expose_to_mqtt);
         if !exposed {
-            self.refuse(format!("gpio ctrl: {}", crate::gpio::CtrlError::UnknownPin(name.to_string())));
+            self.refuse(format!(
+                "gpio ctrl: {}",
+                crate::gpio::CtrlError::UnknownPin(name.to_string())
+            ));
             return;
         }
         match self.gpio_ctrl(name, payload) {
@@ -759,12 +894,24 @@ impl Engine {
 
     /// Drives an output pin from a `ctrl` payload (MQTT or REST); on error the pin is unchanged.
     pub fn gpio_ctrl(&mut self, name: &str, payload: &[u8]) -> Result<(), crate::gpio::CtrlError> {
-        let pin = self.gpio.by_name_mut(name).ok_or_else(|| crate::gpio::CtrlError::UnknownPin(name.to_string()))?;
+        let pin = self
+            .gpio
+            .by_name_mut(name)
+            .ok_or_else(|| crate::gpio::CtrlError::UnknownPin(name.to_string()))?;
         let ctrl = pin.parse_ctrl(payload)?;
         let changed = pin.apply(ctrl);
-        let (number, level, duty, state, exposed) =
-            (pin.config.number, pin.level, pin.driven_duty(), pin.state_json(), pin.config.expose_to_mqtt);
-        self.out.push(Action::SetPin { pin: number, level, duty });
+        let (number, level, duty, state, exposed) = (
+            pin.config.number,
+            pin.level,
+            pin.driven_duty(),
+            pin.state_json(),
+            pin.config.expose_to_mqtt,
+        );
+        self.out.push(Action::SetPin {
+            pin: number,
+            level,
+            duty,
+        });
         if changed && exposed {
             self.publish(&format!("/device/gpio/{name}/state"), state, false);
         }
@@ -774,21 +921,36 @@ impl Engine {
     fn on_pin_changed(&mut self, number: u8, level: bool) {
         let now = self.now_ms;
         let Some(pin) = self.gpio.by_number_mut(number) else {
-            self.log(Level::Debug, format!("GPIO{number}: level change on an unconfigured pin ignored"));
+            self.log(
+                Level::Debug,
+                format!("GPIO{number}: level change on an unconfigured pin ignored"),
+            );
             return;
         };
         if !pin.config.mode.is_input() {
             return;
         }
-        let Some(level) = pin.input_changed(level, now) else { return };
-        let (name, mode, state, exposed) =
-            (pin.config.topic_name(), pin.config.mode, pin.state_json(), pin.config.expose_to_mqtt);
-        self.log(Level::Info, format!("GPIO '{name}' input -> {}", u8::from(level)));
+        let Some(level) = pin.input_changed(level, now) else {
+            return;
+        };
+        let (name, mode, state, exposed) = (
+            pin.config.topic_name(),
+            pin.config.mode,
+            pin.state_json(),
+            pin.config.expose_to_mqtt,
+        );
+        self.log(
+            Level::Info,
+            format!("GPIO '{name}' input -> {}", u8::from(level)),
+        );
         if exposed {
             self.publish(&format!("/device/gpio/{name}/state"), state, false);
         }
         if mode == crate::gpio::PinMode::TriggerCycleStart && !level {
-            self.log(Level::Info, format!("cycle_start requested by GPIO '{name}' (falling edge)"));
+            self.log(
+                Level::Info,
+                format!("cycle_start requested by GPIO '{name}' (falling edge)"),
+            );
             self.request_cycle();
         }
     }
@@ -796,7 +958,10 @@ impl Engine {
     // ---- process cycle ----
 
     fn on_tick(&mut self) {
-        if !self.booted || self.config.opmode != OpMode::Automatic || self.cycle_started_ms.is_some() {
+        if !self.booted
+            || self.config.opmode != OpMode::Automatic
+            || self.cycle_started_ms.is_some()
+        {
             return;
         }
         // The first automatic cycle waits for the broker, so its results are not lost.
@@ -812,7 +977,10 @@ impl Engine {
     pub fn request_cycle(&mut self) {
         if self.cycle_started_ms.is_some() {
             self.cycle_requested = true;
-            self.log(Level::Info, "cycle already running: the requested cycle follows it");
+            self.log(
+                Level::Info,
+                "cycle already running: the requested cycle follows it",
+            );
         } else {
             self.start_cycle();
         }
@@ -836,19 +1004,30 @@ impl Engine {
             .map(|p| {
                 p.level = on;
                 if p.config.mode.is_pwm() {
-                    p.duty = if on { crate::gpio::pwm_max_duty(p.config.pwm_frequency) } else { 0 };
+                    p.duty = if on {
+                        crate::gpio::pwm_max_duty(p.config.pwm_frequency)
+                    } else {
+                        0
+                    };
                 }
                 (p.config.number, p.driven_duty())
             })
             .collect();
         for (pin, duty) in pins {
-            self.out.push(Action::SetPin { pin, level: on, duty });
+            self.out.push(Action::SetPin {
+                pin,
+                level: on,
+                duty,
+            });
         }
     }
 
     fn on_frame(&mut self, frame: Frame) {
         let Some(started) = self.cycle_started_ms else {
-            self.log(Level::Warn, "frame arrived while no cycle is running: ignored");
+            self.log(
+                Level::Warn,
+                "frame arrived while no cycle is running: ignored",
+            );
             return;
         };
         self.drive_flashlights(false);
@@ -890,7 +1069,10 @@ impl Engine {
                 self.publish_process_data();
             }
         } else if self.config.mqtt.enabled {
-            self.log(Level::Warn, "Publish to MQTT skipped: not connected to broker");
+            self.log(
+                Level::Warn,
+                "Publish to MQTT skipped: not connected to broker",
+            );
         }
         self.set_state(ProcessState::AdditionalTasks);
         if self.sequences.iter().any(|s| s.fallback_updated) {
@@ -910,11 +1092,20 @@ impl Engine {
         let now = self.now_s();
         let tz = self.config.timezone.clone();
         for stored in core::mem::take(&mut self.stored_fallbacks) {
-            let Some(cfg) = self.config.sequence(&stored.sequence).cloned() else { continue };
-            if let Some(seq) = self.sequences.iter_mut().find(|s| s.name == stored.sequence) {
+            let Some(cfg) = self.config.sequence(&stored.sequence).cloned() else {
+                continue;
+            };
+            if let Some(seq) = self
+                .sequences
+                .iter_mut()
+                .find(|s| s.name == stored.sequence)
+            {
                 seq.restore_fallback(&stored, now, &cfg.post, &tz);
                 let (name, text) = (seq.name.clone(), seq.fallback_text.clone());
-                self.log(Level::Info, format!("{name}: fallback value restored: {text}"));
+                self.log(
+                    Level::Info,
+                    format!("{name}: fallback value restored: {text}"),
+                );
             }
         }
     }
@@ -929,10 +1120,18 @@ impl Engine {
         for (seq, cfg) in self.sequences.iter_mut().zip(configs.iter()) {
             let reading = readings.get(&seq.name);
             let digits: Vec<Roi> = (0..seq.shape.digits)
-                .map(|i| reading.and_then(|r| r.digits.get(i).copied().flatten()).map(|v| digit_result(v, model)))
+                .map(|i| {
+                    reading
+                        .and_then(|r| r.digits.get(i).copied().flatten())
+                        .map(|v| digit_result(v, model))
+                })
                 .collect();
             let analogs: Vec<Roi> = (0..seq.shape.analogs)
-                .map(|i| reading.and_then(|r| r.analogs.get(i).copied().flatten()).map(to_class100))
+                .map(|i| {
+                    reading
+                        .and_then(|r| r.analogs.get(i).copied().flatten())
+                        .map(to_class100)
+                })
                 .collect();
             let params = ReadoutParams {
                 model,
@@ -953,8 +1152,8 @@ impl Engine {
             Ok(Some(cmd)) => self.run_command(cmd),
             Err(e) => format!("err {} {}", e.code, e.message),
         };
-        if reply.starts_with("err ") {
-            self.last_error = Some(reply[4..].to_string());
+        if let Some(error) = reply.strip_prefix("err ") {
+            self.last_error = Some(error.to_string());
         }
         self.out.push(Action::ConsoleWrite(reply));
     }
@@ -995,13 +1194,20 @@ impl Engine {
         match cmd {
             Command::Help => format!("ok {}", console::HELP),
             Command::Status => format!("ok {}", self.status_json()),
-            Command::Frame { sequence, digits, analogs } => self.inject_frame(&sequence, digits, analogs),
+            Command::Frame {
+                sequence,
+                digits,
+                analogs,
+            } => self.inject_frame(&sequence, digits, analogs),
             Command::AlignFail { sequence } => {
                 if self.config.sequence(&sequence).is_none() {
                     return self.unknown_sequence(&sequence);
                 }
                 self.camera.push_align_fail(&sequence);
-                format!("ok queued align=fail for {sequence} ({} queued)", self.camera.queued(&sequence))
+                format!(
+                    "ok queued align=fail for {sequence} ({} queued)",
+                    self.camera.queued(&sequence)
+                )
             }
             Command::ConfigGet { path } => match config::get_path(&self.config_redacted(), &path) {
                 Some(v) => format!("ok {v}"),
@@ -1009,7 +1215,8 @@ impl Engine {
             },
             Command::ConfigSet { path, value } => {
                 let mut doc = self.doc.clone();
-                let result = config::set_path(&mut doc, &path, value).and_then(|()| self.apply_document(doc));
+                let result = config::set_path(&mut doc, &path, value)
+                    .and_then(|()| self.apply_document(doc));
                 match result {
                     Ok(()) => format!("ok {path} saved"),
                     Err(e) => format!("err invalid-config {e}"),
@@ -1028,11 +1235,21 @@ impl Engine {
 
     fn unknown_sequence(&self, name: &str) -> String {
         let known: Vec<&str> = self.sequences.iter().map(|s| s.name.as_str()).collect();
-        format!("err unknown-sequence no number sequence '{name}' (configured: {})", known.join(", "))
+        format!(
+            "err unknown-sequence no number sequence '{name}' (configured: {})",
+            known.join(", ")
+        )
     }
 
-    fn inject_frame(&mut self, name: &str, digits: Option<Vec<Option<f64>>>, analogs: Option<Vec<Option<f64>>>) -> String {
-        let Some(seq) = self.sequences.iter().find(|s| s.name == name) else { return self.unknown_sequence(name) };
+    fn inject_frame(
+        &mut self,
+        name: &str,
+        digits: Option<Vec<Option<f64>>>,
+        analogs: Option<Vec<Option<f64>>>,
+    ) -> String {
+        let Some(seq) = self.sequences.iter().find(|s| s.name == name) else {
+            return self.unknown_sequence(name);
+        };
         let shape = seq.shape;
         let digits = digits.unwrap_or_default();
         let analogs = analogs.unwrap_or_default();
@@ -1046,12 +1263,20 @@ impl Engine {
             );
         }
         if self.config.digit_model == DigitModel::Class11 {
-            if let Some(i) = digits.iter().position(|d| d.is_some_and(|v| v.fract() != 0.0)) {
-                return format!("err bad-value digits[{i}]: class11 digits are whole numbers 0..9 or N");
+            if let Some(i) = digits
+                .iter()
+                .position(|d| d.is_some_and(|v| libm::trunc(v) != v))
+            {
+                return format!(
+                    "err bad-value digits[{i}]: class11 digits are whole numbers 0..9 or N"
+                );
             }
         }
         self.camera.push(name, Reading { digits, analogs });
-        format!("ok queued frame for {name} ({} queued)", self.camera.queued(name))
+        format!(
+            "ok queued frame for {name} ({} queued)",
+            self.camera.queued(name)
+        )
     }
 
     /// Validates and applies a complete config document: persisted, then every part that changed is applied.
@@ -1060,7 +1285,9 @@ impl Engine {
         let (doc, new) = Config::from_partial(&doc)?;
         let old = core::mem::replace(&mut self.config, new);
         self.doc = doc;
-        self.out.push(Action::PersistConfig(serde_json::to_string_pretty(&self.doc).unwrap_or_default()));
+        self.out.push(Action::PersistConfig(
+            serde_json::to_string_pretty(&self.doc).unwrap_or_default(),
+        ));
         self.log(Level::Info, "configuration saved");
         if old.sequences != self.config.sequences || old.digit_model != self.config.digit_model {
             self.rebuild_sequences();
@@ -1076,7 +1303,10 @@ impl Engine {
                 self.set_state(idle);
             }
         }
-        if old.mqtt != self.config.mqtt || old.gpio != self.config.gpio || old.sequences != self.config.sequences {
+        if old.mqtt != self.config.mqtt
+            || old.gpio != self.config.gpio
+            || old.sequences != self.config.sequences
+        {
             // Mark the old tree offline before leaving it; the new tree gets birth, info and discovery.
             if self.mqtt_connected && old.mqtt.main_topic != self.config.mqtt.main_topic {
                 let topic = format!("{}/device/status/connection", old.mqtt.main_topic);
@@ -1108,7 +1338,10 @@ impl Engine {
     pub fn merge_config(&mut self, patch: &Value) -> Result<(), ConfigError> {
         if !patch.is_object() {
             return Err(ConfigError {
-                errors: alloc::vec![config::FieldError { path: "$".into(), message: "must be a JSON object".into() }],
+                errors: alloc::vec![config::FieldError {
+                    path: "$".into(),
+                    message: "must be a JSON object".into()
+                }],
             });
         }
         let mut doc = self.doc.clone();

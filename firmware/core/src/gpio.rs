@@ -57,7 +57,10 @@ impl PinMode {
 
     pub fn parse(name: &str) -> Option<PinMode> {
         let lower = name.to_ascii_lowercase();
-        PinMode::NAMES.iter().position(|n| *n == lower).map(|i| PinMode::ALL[i])
+        PinMode::NAMES
+            .iter()
+            .position(|n| *n == lower)
+            .map(|i| PinMode::ALL[i])
     }
 
     pub fn name(self) -> &'static str {
@@ -66,20 +69,32 @@ impl PinMode {
 
     /// Read by the device (levels come from outside).
     pub fn is_input(self) -> bool {
-        matches!(self, PinMode::Input | PinMode::InputPullup | PinMode::InputPulldown | PinMode::TriggerCycleStart)
+        matches!(
+            self,
+            PinMode::Input
+                | PinMode::InputPullup
+                | PinMode::InputPulldown
+                | PinMode::TriggerCycleStart
+        )
     }
 
     /// Driven by the process while an image is taken.
     pub fn is_flashlight(self) -> bool {
         matches!(
             self,
-            PinMode::FlashlightDefault | PinMode::FlashlightPwm | PinMode::FlashlightSmartLed | PinMode::FlashlightDigital
+            PinMode::FlashlightDefault
+                | PinMode::FlashlightPwm
+                | PinMode::FlashlightSmartLed
+                | PinMode::FlashlightDigital
         )
     }
 
     /// Has a PWM duty (its state JSON carries `pwm_duty`).
     pub fn is_pwm(self) -> bool {
-        matches!(self, PinMode::OutputPwm | PinMode::FlashlightPwm | PinMode::FlashlightDefault)
+        matches!(
+            self,
+            PinMode::OutputPwm | PinMode::FlashlightPwm | PinMode::FlashlightDefault
+        )
     }
 
     /// May be driven through MQTT / REST `ctrl`.
@@ -138,13 +153,20 @@ impl core::fmt::Display for CtrlError {
         match self {
             CtrlError::UnknownPin(p) => write!(f, "no enabled GPIO named '{p}' is exposed to MQTT"),
             CtrlError::NotControllable { pin, mode } => {
-                write!(f, "GPIO '{pin}' is in mode '{mode}'; only output and output-pwm pins accept ctrl")
+                write!(
+                    f,
+                    "GPIO '{pin}' is in mode '{mode}'; only output and output-pwm pins accept ctrl"
+                )
             }
             CtrlError::BadJson(e) => write!(f, "payload is not valid JSON: {e}"),
             CtrlError::BadState => f.write_str("\"state\" must be 0 or 1"),
             CtrlError::MissingDuty => f.write_str("\"pwm_duty\" is required for an output-pwm pin"),
-            CtrlError::DutyOutOfRange { duty, max } => write!(f, "\"pwm_duty\" {duty} is out of range 0..{max}"),
-            CtrlError::UnexpectedDuty => f.write_str("\"pwm_duty\" is only accepted by output-pwm pins"),
+            CtrlError::DutyOutOfRange { duty, max } => {
+                write!(f, "\"pwm_duty\" {duty} is out of range 0..{max}")
+            }
+            CtrlError::UnexpectedDuty => {
+                f.write_str("\"pwm_duty\" is only accepted by output-pwm pins")
+            }
             CtrlError::TooLarge(n) => write!(f, "payload of {n} bytes exceeds the 4 KiB limit"),
         }
     }
@@ -160,7 +182,12 @@ pub struct Ctrl {
 impl Pin {
     pub fn new(config: PinConfig) -> Pin {
         let level = config.mode.idle_level();
-        Pin { config, level, duty: 0, last_edge_ms: None }
+        Pin {
+            config,
+            level,
+            duty: 0,
+            last_edge_ms: None,
+        }
     }
 
     /// The `state` topic payload: `{"state":s}` or `{"state":s,"pwm_duty":d}` for PWM modes.
@@ -179,9 +206,13 @@ impl Pin {
             return Err(CtrlError::TooLarge(payload.len()));
         }
         if !self.config.mode.is_controllable() {
-            return Err(CtrlError::NotControllable { pin: self.config.topic_name(), mode: self.config.mode.name() });
+            return Err(CtrlError::NotControllable {
+                pin: self.config.topic_name(),
+                mode: self.config.mode.name(),
+            });
         }
-        let v: Value = serde_json::from_slice(payload).map_err(|e| CtrlError::BadJson(e.to_string()))?;
+        let v: Value =
+            serde_json::from_slice(payload).map_err(|e| CtrlError::BadJson(e.to_string()))?;
         let level = match v.get("state").and_then(Value::as_i64) {
             Some(0) => false,
             Some(1) => true,
@@ -193,7 +224,10 @@ impl Pin {
             (PinMode::OutputPwm, Some(d)) => {
                 let max = pwm_max_duty(self.config.pwm_frequency);
                 match d.as_i64() {
-                    Some(d) if d >= 0 && d <= i64::from(max) => Ok(Ctrl { level, duty: Some(d as u32) }),
+                    Some(d) if d >= 0 && d <= i64::from(max) => Ok(Ctrl {
+                        level,
+                        duty: Some(d as u32),
+                    }),
                     Some(d) => Err(CtrlError::DutyOutOfRange { duty: d, max }),
                     None => Err(CtrlError::DutyOutOfRange { duty: -1, max }),
                 }
@@ -245,7 +279,14 @@ pub struct Gpio {
 
 impl Gpio {
     pub fn new(configs: &[PinConfig]) -> Gpio {
-        Gpio { pins: configs.iter().filter(|c| c.enabled).cloned().map(Pin::new).collect() }
+        Gpio {
+            pins: configs
+                .iter()
+                .filter(|c| c.enabled)
+                .cloned()
+                .map(Pin::new)
+                .collect(),
+        }
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Pin> {
@@ -315,7 +356,10 @@ mod tests {
         assert!(p.apply(c));
         assert_eq!(p.state_json(), r#"{"state":1}"#);
         assert!(!p.apply(c));
-        assert_eq!(p.parse_ctrl(br#"{"state":1,"pwm_duty":3}"#), Err(CtrlError::UnexpectedDuty));
+        assert_eq!(
+            p.parse_ctrl(br#"{"state":1,"pwm_duty":3}"#),
+            Err(CtrlError::UnexpectedDuty)
+        );
     }
 
     #[test]
@@ -324,7 +368,10 @@ mod tests {
         assert_eq!(p.parse_ctrl(br#"{"state":1}"#), Err(CtrlError::MissingDuty));
         assert_eq!(
             p.parse_ctrl(br#"{"state":1,"pwm_duty":8192}"#),
-            Err(CtrlError::DutyOutOfRange { duty: 8192, max: 8191 })
+            Err(CtrlError::DutyOutOfRange {
+                duty: 8192,
+                max: 8191
+            })
         );
         assert!(p.parse_ctrl(br#"{"state":1,"pwm_duty":-1}"#).is_err());
         let c = p.parse_ctrl(br#"{"state":1,"pwm_duty":8191}"#).unwrap();
@@ -340,11 +387,20 @@ mod tests {
         assert_eq!(p.parse_ctrl(br#"{"state":2}"#), Err(CtrlError::BadState));
         assert_eq!(p.parse_ctrl(br#"{"state":"on"}"#), Err(CtrlError::BadState));
         assert_eq!(p.parse_ctrl(br#"{}"#), Err(CtrlError::BadState));
-        assert!(matches!(p.parse_ctrl(&[b' '; 5000]), Err(CtrlError::TooLarge(5000))));
+        assert!(matches!(
+            p.parse_ctrl(&[b' '; 5000]),
+            Err(CtrlError::TooLarge(5000))
+        ));
         let input = pin(PinMode::Input, 5000);
-        assert!(matches!(input.parse_ctrl(br#"{"state":1}"#), Err(CtrlError::NotControllable { .. })));
+        assert!(matches!(
+            input.parse_ctrl(br#"{"state":1}"#),
+            Err(CtrlError::NotControllable { .. })
+        ));
         let flash = pin(PinMode::FlashlightPwm, 5000);
-        assert!(matches!(flash.parse_ctrl(br#"{"state":1}"#), Err(CtrlError::NotControllable { .. })));
+        assert!(matches!(
+            flash.parse_ctrl(br#"{"state":1}"#),
+            Err(CtrlError::NotControllable { .. })
+        ));
     }
 
     #[test]

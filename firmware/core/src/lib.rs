@@ -22,4 +22,7 @@ pub mod readout;
 pub mod rest;
 pub mod time;
 
-pub use engine::{Action, BoardInfo, BoardStatus, Boot, Engine, Event, HttpRequest, HttpResponse, Level, MqttSettings};
+pub use engine::{
+    Action, BoardInfo, BoardStatus, Boot, Engine, Event, HttpRequest, HttpResponse, Level,
+    MqttSettings,
+};

@@ -95,8 +95,13 @@ fn digit_at(value: f64, power: i32) -> char {
 
 /// Digit-increase consistency for class-11 digits (reference `checkDigitConsistency`): a digit may only move when
 /// its less significant neighbour crossed zero.
-pub fn check_digit_consistency(input: f64, decimal_shift: i32, has_analogs: bool, fallback: f64) -> f64 {
-    if !(input > 0.0) || !input.is_finite() || !fallback.is_finite() {
+pub fn check_digit_consistency(
+    input: f64,
+    decimal_shift: i32,
+    has_analogs: bool,
+    fallback: f64,
+) -> f64 {
+    if input.is_nan() || input <= 0.0 || !input.is_finite() || !fallback.is_finite() {
         return input;
     }
     let mut input = input;
@@ -105,7 +110,9 @@ pub fn check_digit_consistency(input: f64, decimal_shift: i32, has_analogs: bool
         pot += 1;
     }
     let pot_max = libm::log10(input) as i32 + 1;
-    let digit = |v: f64, p: i32| -> i32 { (libm::floor(v / libm::pow(10.0, f64::from(p))) as i64).rem_euclid(10) as i32 };
+    let digit = |v: f64, p: i32| -> i32 {
+        (libm::floor(v / libm::pow(10.0, f64::from(p))) as i64).rem_euclid(10) as i32
+    };
     while pot <= pot_max {
         let now_before = digit(input, pot - 1);
         let old_before = digit(fallback, pot - 1);
@@ -176,7 +183,13 @@ pub struct Outcome {
 }
 
 impl SequenceState {
-    pub fn new(id: u32, name: &str, shape: Shape, post: &PostProcessing, model: DigitModel) -> Self {
+    pub fn new(
+        id: u32,
+        name: &str,
+        shape: Shape,
+        post: &PostProcessing,
+        model: DigitModel,
+    ) -> Self {
         let (decimal_shift, decimal_places) = decimal_layout(shape, post, model);
         SequenceState {
             id,
@@ -203,14 +216,25 @@ impl SequenceState {
     }
 
     /// Restores a persisted fallback value, honouring its maximum age at startup (reference `loadFallbackValue`).
-    pub fn restore_fallback(&mut self, stored: &StoredFallback, now: i64, post: &PostProcessing, tz: &TimeZone) {
+    pub fn restore_fallback(
+        &mut self,
+        stored: &StoredFallback,
+        now: i64,
+        post: &PostProcessing,
+        tz: &TimeZone,
+    ) {
         if !post.use_fallback_value {
             return;
         }
         self.fallback_time = Some(stored.time);
         self.fallback_time_text = tz.format(stored.time);
         let age_minutes = (now - stored.time).div_euclid(60);
-        let parsed = stored.value.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        let parsed = stored
+            .value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite());
         if age_minutes > i64::from(post.fallback_value_age_startup) {
             self.invalidate_fallback("Outdated");
         } else if age_minutes < 0 {
@@ -324,15 +348,30 @@ impl SequenceState {
         if self.fallback_valid {
             self.fallback_text = fixed(self.fallback_value, self.decimal_places);
             if params.model == DigitModel::Class11 && post.check_digit_increase_consistency {
-                value = check_digit_consistency(value, self.decimal_shift, self.shape.analogs > 0, self.fallback_value);
+                value = check_digit_consistency(
+                    value,
+                    self.decimal_shift,
+                    self.shape.analogs > 0,
+                    self.fallback_value,
+                );
             }
             let elapsed = self.fallback_time.map_or(0, |t| (now - t).abs());
-            let per_minute = if elapsed > 0 { (value - self.fallback_value) / (elapsed as f64 / 60.0) } else { 0.0 };
+            let per_minute = if elapsed > 0 {
+                (value - self.fallback_value) / (elapsed as f64 / 60.0)
+            } else {
+                0.0
+            };
             let per_interval = value - self.fallback_value;
             self.rate_per_minute = per_minute;
             self.rate_per_interval = per_interval;
-            let checked_rate = if post.max_rate_check == RateCheck::PerMinute { per_minute } else { per_interval };
-            if post.max_rate_check != RateCheck::Off && libm::fabs(checked_rate) > libm::fabs(post.max_rate) {
+            let checked_rate = if post.max_rate_check == RateCheck::PerMinute {
+                per_minute
+            } else {
+                per_interval
+            };
+            if post.max_rate_check != RateCheck::Off
+                && libm::fabs(checked_rate) > libm::fabs(post.max_rate)
+            {
                 let code = if checked_rate < 0.0 {
                     // Diagnostic: restart the negative-movement window from now.
                     self.fallback_time = Some(now);
@@ -448,11 +487,22 @@ mod tests {
 
     #[test]
     fn decimal_layout_matches_reference() {
-        let mut post = PostProcessing::default();
-        post.extended_resolution = false;
-        let d = Shape { digits: 5, analogs: 0 };
-        let a = Shape { digits: 0, analogs: 3 };
-        let b = Shape { digits: 5, analogs: 2 };
+        let mut post = PostProcessing {
+            extended_resolution: false,
+            ..PostProcessing::default()
+        };
+        let d = Shape {
+            digits: 5,
+            analogs: 0,
+        };
+        let a = Shape {
+            digits: 0,
+            analogs: 3,
+        };
+        let b = Shape {
+            digits: 5,
+            analogs: 2,
+        };
         assert_eq!(decimal_layout(d, &post, DigitModel::Class100), (0, 0));
         assert_eq!(decimal_layout(b, &post, DigitModel::Class100), (0, 2));
         post.extended_resolution = true;

@@ -56,7 +56,9 @@ pub struct ReadoutParams {
 /// The readout of the analog pointers: digits from most to least significant (reference `getReadout` for analogs).
 pub fn analog_readout(analogs: &[Roi], extended_resolution: bool) -> String {
     let mut result = String::new();
-    let Some((last, rest)) = analogs.split_last() else { return result };
+    let Some((last, rest)) = analogs.split_last() else {
+        return result;
+    };
     let mut previous = match last {
         Some(v) => {
             let digit = eval_analog(*v, -1);
@@ -91,7 +93,11 @@ pub fn analog_readout(analogs: &[Roi], extended_resolution: bool) -> String {
 
 /// The readout of the digit ROIs. `analog` is `Some` when the sequence has pointers, carrying the most significant
 /// pointer's value and digit result when that pointer was read.
-pub fn digit_readout(digits: &[Roi], analog: Option<Option<(i32, i32)>>, params: &ReadoutParams) -> String {
+pub fn digit_readout(
+    digits: &[Roi],
+    analog: Option<Option<(i32, i32)>>,
+    params: &ReadoutParams,
+) -> String {
     let mut result = String::new();
     if params.model == DigitModel::Class11 {
         for d in digits {
@@ -102,7 +108,9 @@ pub fn digit_readout(digits: &[Roi], analog: Option<Option<(i32, i32)>>, params:
         }
         return result;
     }
-    let Some((last_index, _)) = digits.iter().enumerate().last() else { return result };
+    let Some(last_index) = digits.len().checked_sub(1) else {
+        return result;
+    };
     let mut previous;
     match digits[last_index] {
         Some(value) => {
@@ -191,7 +199,13 @@ pub fn eval_analog(value: i32, previous: i32) -> i32 {
 }
 
 /// Reference `evalDigitNumber`: the digit shown, corrected by its less significant neighbour.
-pub fn eval_digit(value: i32, previous_value: i32, previous_result: i32, previous_is_analog: bool, sync: i32) -> i32 {
+pub fn eval_digit(
+    value: i32,
+    previous_value: i32,
+    previous_result: i32,
+    previous_is_analog: bool,
+    sync: i32,
+) -> i32 {
     let integer = value / 10;
     let decimal = value % 10;
     if previous_result <= -1 {
@@ -210,9 +224,15 @@ pub fn eval_digit(value: i32, previous_value: i32, previous_result: i32, previou
     }
     if previous_result <= 1 {
         // The predecessor has crossed zero: this digit has passed at least half way.
-        return if decimal >= 5 { round_up(integer) } else { integer };
+        return if decimal >= 5 {
+            round_up(integer)
+        } else {
+            integer
+        };
     }
-    if (previous_value <= TRANSITION_AREA_FORWARD && previous_result == previous_value / 10) || decimal >= 4 {
+    if (previous_value <= TRANSITION_AREA_FORWARD && previous_result == previous_value / 10)
+        || decimal >= 4
+    {
         return integer;
     }
     // This digit runs ahead of a predecessor still at 9.x.
@@ -227,7 +247,8 @@ pub fn eval_digit(value: i32, previous_value: i32, previous_result: i32, previou
 pub fn eval_analog_to_digit(value: i32, pointer_value: i32, pointer_result: i32, sync: i32) -> i32 {
     let integer = value / 10;
     let decimal = value % 10;
-    let in_uncertainty = decimal >= 10 - DIGITAL_UNCERTAINTY || (pointer_result <= 4 && decimal >= 6);
+    let in_uncertainty =
+        decimal >= 10 - DIGITAL_UNCERTAINTY || (pointer_result <= 4 && decimal >= 6);
     if !in_uncertainty || decimal < 5 {
         return integer;
     }
@@ -252,7 +273,11 @@ mod tests {
     use super::*;
 
     fn c100(ext: bool) -> ReadoutParams {
-        ReadoutParams { model: DigitModel::Class100, extended_resolution: ext, analog_digit_sync_value: 9.2 }
+        ReadoutParams {
+            model: DigitModel::Class100,
+            extended_resolution: ext,
+            analog_digit_sync_value: 9.2,
+        }
     }
     fn t(v: f64) -> i32 {
         to_class100(v)
@@ -345,15 +370,27 @@ mod tests {
 
     #[test]
     fn digit_readout_class11_concatenates() {
-        let p = ReadoutParams { model: DigitModel::Class11, ..c100(false) };
+        let p = ReadoutParams {
+            model: DigitModel::Class11,
+            ..c100(false)
+        };
         assert_eq!(digit_readout(&[Some(1), None, Some(9)], None, &p), "1N9");
     }
 
     #[test]
     fn digit_readout_rejected_digits_read_n() {
-        assert_eq!(digit_readout(&[Some(10), None, Some(30)], None, &c100(false)), "1N3");
-        assert_eq!(digit_readout(&[Some(10), Some(20), None], None, &c100(true)), "12NN");
-        assert_eq!(digit_readout(&[Some(10), Some(20), None], None, &c100(false)), "12N");
+        assert_eq!(
+            digit_readout(&[Some(10), None, Some(30)], None, &c100(false)),
+            "1N3"
+        );
+        assert_eq!(
+            digit_readout(&[Some(10), Some(20), None], None, &c100(true)),
+            "12NN"
+        );
+        assert_eq!(
+            digit_readout(&[Some(10), Some(20), None], None, &c100(false)),
+            "12N"
+        );
     }
 
     #[test]

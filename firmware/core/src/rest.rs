@@ -12,25 +12,40 @@ const JSON: &str = "application/json";
 const TEXT: &str = "text/plain";
 
 /// Reference `/mqtt` handler usage text (shown without a query).
-const MQTT_USAGE: &str = "Handler usage:<br>1. Schedule publication of Home Assistant discovery MQTT topics:<br> - \
+const MQTT_USAGE: &str =
+    "Handler usage:<br>1. Schedule publication of Home Assistant discovery MQTT topics:<br> - \
 '/mqtt?task=publish_ha_discovery'<br>2. Schedule publication of device info MQTT topics:<br> - \
 '/mqtt?task=publish_device_info'<br>3. Print API name and version<br> - '/mqtt?task=api_name'";
 
 fn reply(status: u16, content_type: &'static str, body: impl Into<String>) -> HttpResponse {
-    HttpResponse { status, content_type, body: body.into() }
+    HttpResponse {
+        status,
+        content_type,
+        body: body.into(),
+    }
 }
 
 /// `{"error", "path", "errors"}` for a refused configuration.
 pub fn config_error_body(e: &ConfigError) -> String {
-    let errors: alloc::vec::Vec<Value> =
-        e.errors.iter().map(|f| json!({"path": f.path, "message": f.message})).collect();
-    let first = e.errors.first().map_or(String::new(), |f| f.message.clone());
+    let errors: alloc::vec::Vec<Value> = e
+        .errors
+        .iter()
+        .map(|f| json!({"path": f.path, "message": f.message}))
+        .collect();
+    let first = e
+        .errors
+        .first()
+        .map_or(String::new(), |f| f.message.clone());
     json!({"error": first, "path": e.path(), "errors": errors}).to_string()
 }
 
 /// The value of `key` in a query string (`a=1&task=x`).
 fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    query.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    })
 }
 
 impl Engine {
@@ -40,10 +55,16 @@ impl Engine {
             ("GET", "/api/config") => reply(200, JSON, self.config_redacted().to_string()),
             ("POST", "/api/config") => self.rest_post_config(&req.body),
             ("GET", "/api/status") => reply(200, JSON, self.status_json().to_string()),
-            (_, "/mqtt" | "/api/config" | "/api/status") => {
-                reply(405, JSON, json!({"error": format!("method {} not allowed", req.method)}).to_string())
-            }
-            _ => reply(404, JSON, json!({"error": format!("no route {} {}", req.method, req.path)}).to_string()),
+            (_, "/mqtt" | "/api/config" | "/api/status") => reply(
+                405,
+                JSON,
+                json!({"error": format!("method {} not allowed", req.method)}).to_string(),
+            ),
+            _ => reply(
+                404,
+                JSON,
+                json!({"error": format!("no route {} {}", req.method, req.path)}).to_string(),
+            ),
         }
     }
 
@@ -67,7 +88,11 @@ impl Engine {
 
     fn rest_post_config(&mut self, body: &[u8]) -> HttpResponse {
         if body.len() > 64 * 1024 {
-            return reply(413, JSON, json!({"error": "body larger than 64 KiB", "path": "$"}).to_string());
+            return reply(
+                413,
+                JSON,
+                json!({"error": "body larger than 64 KiB", "path": "$"}).to_string(),
+            );
         }
         let patch: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
@@ -77,7 +102,11 @@ impl Engine {
             }
         };
         match self.merge_config(&patch) {
-            Ok(()) => reply(200, JSON, json!({"status": "saved", "config": self.config_redacted()}).to_string()),
+            Ok(()) => reply(
+                200,
+                JSON,
+                json!({"status": "saved", "config": self.config_redacted()}).to_string(),
+            ),
             Err(e) => {
                 self.push(crate::engine::Action::Log {
                     level: crate::engine::Level::Warn,
@@ -103,7 +132,10 @@ mod tests {
     #[test]
     fn error_body_names_path() {
         let e = ConfigError {
-            errors: alloc::vec![crate::config::FieldError { path: "mqtt.uri".to_string(), message: "bad".to_string() }],
+            errors: alloc::vec![crate::config::FieldError {
+                path: "mqtt.uri".to_string(),
+                message: "bad".to_string()
+            }],
         };
         let v: Value = serde_json::from_str(&config_error_body(&e)).unwrap();
         assert_eq!(v["path"], "mqtt.uri");

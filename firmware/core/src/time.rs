@@ -36,24 +36,39 @@ pub struct TzError(pub String);
 
 impl TimeZone {
     /// UTC, the zone used when none is configured.
-    pub const UTC: TimeZone = TimeZone { std_offset: 0, dst: None };
+    pub const UTC: TimeZone = TimeZone {
+        std_offset: 0,
+        dst: None,
+    };
 
     /// Parses a POSIX TZ string (`std offset [dst [offset] [,Mm.w.d[/time],Mm.w.d[/time]]]`).
     pub fn parse(tz: &str) -> Result<TimeZone, TzError> {
-        let mut p = Parser { s: tz.as_bytes(), i: 0 };
+        let mut p = Parser {
+            s: tz.as_bytes(),
+            i: 0,
+        };
         if tz.is_empty() {
             return Ok(TimeZone::UTC);
         }
         p.name()?;
         let std_offset = -p.offset()?;
         if p.done() {
-            return Ok(TimeZone { std_offset, dst: None });
+            return Ok(TimeZone {
+                std_offset,
+                dst: None,
+            });
         }
         p.name()?;
-        let dst_offset = if p.peek().is_some_and(|c| c != b',') { -p.offset()? } else { std_offset + 3600 };
+        let dst_offset = if p.peek().is_some_and(|c| c != b',') {
+            -p.offset()?
+        } else {
+            std_offset + 3600
+        };
         // A DST name without rules: the POSIX default is US rules; we require explicit rules.
         if !p.eat(b',') {
-            return Err(TzError("daylight-saving rules missing (expected ',Mm.w.d,Mm.w.d')".to_string()));
+            return Err(TzError(
+                "daylight-saving rules missing (expected ',Mm.w.d,Mm.w.d')".to_string(),
+            ));
         }
         let start = p.rule()?;
         if !p.eat(b',') {
@@ -63,17 +78,30 @@ impl TimeZone {
         if !p.done() {
             return Err(TzError(format!("unexpected text at position {}", p.i)));
         }
-        Ok(TimeZone { std_offset, dst: Some(Dst { offset: dst_offset, start, end }) })
+        Ok(TimeZone {
+            std_offset,
+            dst: Some(Dst {
+                offset: dst_offset,
+                start,
+                end,
+            }),
+        })
     }
 
     /// Offset from UTC (seconds east) in force at `unix` seconds.
     pub fn offset_at(&self, unix: i64) -> i32 {
-        let Some(dst) = &self.dst else { return self.std_offset };
+        let Some(dst) = &self.dst else {
+            return self.std_offset;
+        };
         let (year, _, _) = civil_from_days(unix.div_euclid(86_400));
         // Transition instants in UTC: start is given in standard local time, end in DST local time.
         let start = rule_local_seconds(&dst.start, year) - i64::from(self.std_offset);
         let end = rule_local_seconds(&dst.end, year) - i64::from(dst.offset);
-        let in_dst = if start < end { unix >= start && unix < end } else { unix >= start || unix < end };
+        let in_dst = if start < end {
+            unix >= start && unix < end
+        } else {
+            unix >= start || unix < end
+        };
         if in_dst {
             dst.offset
         } else {
@@ -135,7 +163,9 @@ impl Parser<'_> {
             self.i += 1;
         }
         if self.i - start < 3 {
-            return Err(TzError(format!("zone name at position {start} must have at least 3 letters")));
+            return Err(TzError(format!(
+                "zone name at position {start} must have at least 3 letters"
+            )));
         }
         Ok(())
     }
@@ -177,16 +207,26 @@ impl Parser<'_> {
     }
     fn rule(&mut self) -> Result<Rule, TzError> {
         if !self.eat(b'M') {
-            return Err(TzError(format!("only 'Mm.w.d' rules are supported (position {})", self.i)));
+            return Err(TzError(format!(
+                "only 'Mm.w.d' rules are supported (position {})",
+                self.i
+            )));
         }
         let month = self.number()?;
         let week = if self.eat(b'.') { self.number()? } else { -1 };
         let weekday = if self.eat(b'.') { self.number()? } else { -1 };
         if !(1..=12).contains(&month) || !(1..=5).contains(&week) || !(0..=6).contains(&weekday) {
-            return Err(TzError("rule must be Mm.w.d with m 1..12, w 1..5, d 0..6".to_string()));
+            return Err(TzError(
+                "rule must be Mm.w.d with m 1..12, w 1..5, d 0..6".to_string(),
+            ));
         }
         let time = if self.eat(b'/') { self.hms()? } else { 7200 };
-        Ok(Rule { month: month as u32, week: week as u32, weekday: weekday as u32, time })
+        Ok(Rule {
+            month: month as u32,
+            week: week as u32,
+            weekday: weekday as u32,
+            time,
+        })
     }
 }
 
@@ -194,7 +234,9 @@ impl Parser<'_> {
 fn rule_local_seconds(rule: &Rule, year: i64) -> i64 {
     let first = days_from_civil(year, rule.month, 1);
     let first_weekday = weekday(first);
-    let mut day = 1 + (i64::from(rule.weekday) - first_weekday).rem_euclid(7) + 7 * (i64::from(rule.week) - 1);
+    let mut day = 1
+        + (i64::from(rule.weekday) - first_weekday).rem_euclid(7)
+        + 7 * (i64::from(rule.week) - 1);
     let month_len = days_in_month(year, rule.month);
     while day > month_len {
         day -= 7;

@@ -25,7 +25,11 @@ struct Case {
 }
 
 fn run(case: &Case) -> String {
-    let model = if case.model == "class11" { DigitModel::Class11 } else { DigitModel::Class100 };
+    let model = if case.model == "class11" {
+        DigitModel::Class11
+    } else {
+        DigitModel::Class100
+    };
     let post = PostProcessing {
         decimal_shift: case.decimal_shift,
         analog_digit_sync_value: case.analog_digit_sync_value,
@@ -34,44 +38,97 @@ fn run(case: &Case) -> String {
         max_rate_check: RateCheck::Off,
         ..PostProcessing::default()
     };
-    let shape = Shape { digits: case.digits.len(), analogs: case.analogs.len() };
+    let shape = Shape {
+        digits: case.digits.len(),
+        analogs: case.analogs.len(),
+    };
     let mut seq = SequenceState::new(0, "main", shape, &post, model);
     let digits: Vec<Option<i32>> = case
         .digits
         .iter()
-        .map(|d| Some(if model == DigitModel::Class11 { d.round() as i32 } else { to_class100(*d) }))
+        .map(|d| {
+            Some(if model == DigitModel::Class11 {
+                d.round() as i32
+            } else {
+                to_class100(*d)
+            })
+        })
         .collect();
     let analogs: Vec<Option<i32>> = case.analogs.iter().map(|a| Some(to_class100(*a))).collect();
-    let params = ReadoutParams { model, extended_resolution: case.extended_resolution, analog_digit_sync_value: case.analog_digit_sync_value };
-    seq.process(&digits, &analogs, &params, &post, 1_700_000_000, &TimeZone::UTC);
-    assert_eq!(seq.value_status, "000 Valid", "status for {:?}", case.digits);
+    let params = ReadoutParams {
+        model,
+        extended_resolution: case.extended_resolution,
+        analog_digit_sync_value: case.analog_digit_sync_value,
+    };
+    seq.process(
+        &digits,
+        &analogs,
+        &params,
+        &post,
+        1_700_000_000,
+        &TimeZone::UTC,
+    );
+    assert_eq!(
+        seq.value_status, "000 Valid",
+        "status for {:?}",
+        case.digits
+    );
     seq.actual_value_text
 }
 
 fn load(path: &str) -> Vec<Case> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    toml::from_str::<Cases>(&text).unwrap_or_else(|e| panic!("{path}: {e}")).case
+    toml::from_str::<Cases>(&text)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .case
 }
 
 #[test]
 fn spec_examples() {
-    let cases = load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/digitization-examples.toml"));
+    let cases = load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/digitization-examples.toml"
+    ));
     assert_eq!(cases.len(), 8);
     for case in &cases {
-        assert_eq!(run(case), case.expected, "digits {:?} analogs {:?}", case.digits, case.analogs);
+        assert_eq!(
+            run(case),
+            case.expected,
+            "digits {:?} analogs {:?}",
+            case.digits,
+            case.analogs
+        );
     }
 }
 
 #[test]
 fn fixture_copy_matches_shared_spec() {
-    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/spec/digitization-examples.toml");
+    let shared = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/spec/digitization-examples.toml"
+    );
     if let Ok(spec) = std::fs::read_to_string(shared) {
-        let ours = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/digitization-examples.toml")).unwrap();
-        assert_eq!(ours, spec, "fixtures/digitization-examples.toml drifted from shared/spec");
+        let ours = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/digitization-examples.toml"
+        ))
+        .unwrap();
+        assert_eq!(
+            ours, spec,
+            "fixtures/digitization-examples.toml drifted from shared/spec"
+        );
     }
 }
 
-fn case(digits: &[f64], analogs: &[f64], model: &str, ext: bool, shift: i32, sync: f64, expected: &str) -> Case {
+fn case(
+    digits: &[f64],
+    analogs: &[f64],
+    model: &str,
+    ext: bool,
+    shift: i32,
+    sync: f64,
+    expected: &str,
+) -> Case {
     Case {
         digits: digits.to_vec(),
         analogs: analogs.to_vec(),
@@ -126,6 +183,13 @@ fn own_cases() {
         case(&[3.9], &[8.0], "class100", false, 0, 7.7, "3.8"),
     ];
     for c in &cases {
-        assert_eq!(run(c), c.expected, "digits {:?} analogs {:?} ext {}", c.digits, c.analogs, c.extended_resolution);
+        assert_eq!(
+            run(c),
+            c.expected,
+            "digits {:?} analogs {:?} ext {}",
+            c.digits,
+            c.analogs,
+            c.extended_resolution
+        );
     }
 }

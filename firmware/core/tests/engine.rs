@@ -32,7 +32,13 @@ fn post(extra: Value) -> Value {
 fn boot_asks_for_connection_with_lwt() {
     let mut b = Bench::new();
     b.boot(Some(manual(json!({}))), None);
-    let connect = b.all.iter().find_map(|a| if let Action::MqttConnect(s) = a { Some(s.clone()) } else { None });
+    let connect = b.all.iter().find_map(|a| {
+        if let Action::MqttConnect(s) = a {
+            Some(s.clone())
+        } else {
+            None
+        }
+    });
     let s = connect.expect("MqttConnect at boot");
     assert_eq!((s.host.as_str(), s.port, s.tls), ("127.0.0.1", 1883, false));
     assert_eq!(s.lwt_topic, "meter/device/status/connection");
@@ -51,11 +57,22 @@ fn mqtt_disabled_never_connects() {
 #[test]
 fn connect_subscribes_control_topics_and_publishes_birth() {
     let b = Bench::online(&fixture("flat-json.json"));
-    assert!(b.subscriptions.contains(&"watermeter/process/ctrl/cycle_start".to_string()));
-    assert!(b.subscriptions.contains(&"watermeter/process/ctrl/set_fallbackvalue".to_string()));
-    assert!(b.subscriptions.contains(&"watermeter/device/gpio/relay/ctrl".to_string()));
-    assert!(b.subscriptions.contains(&"watermeter/device/gpio/gpio13/ctrl".to_string()));
-    assert!(!b.subscriptions.iter().any(|s| s.contains("/door/")), "inputs take no ctrl");
+    assert!(b
+        .subscriptions
+        .contains(&"watermeter/process/ctrl/cycle_start".to_string()));
+    assert!(b
+        .subscriptions
+        .contains(&"watermeter/process/ctrl/set_fallbackvalue".to_string()));
+    assert!(b
+        .subscriptions
+        .contains(&"watermeter/device/gpio/relay/ctrl".to_string()));
+    assert!(b
+        .subscriptions
+        .contains(&"watermeter/device/gpio/gpio13/ctrl".to_string()));
+    assert!(
+        !b.subscriptions.iter().any(|s| s.contains("/door/")),
+        "inputs take no ctrl"
+    );
     let birth = &b.tree["watermeter/device/status/connection"];
     assert_eq!((birth.payload.as_str(), birth.retain), ("online", true));
 }
@@ -70,7 +87,10 @@ fn device_info_is_retained_after_connect() {
     assert_eq!(hw["camera"]["type"], "simulated");
     assert!(hw["sdcard"]["capacity"].is_number());
     let net = b.json("/device/info/network");
-    assert_eq!(net, json!({"hostname": "watermeter", "ipv4_address": "127.0.0.1", "mac_address": "02:00:00:00:00:01"}));
+    assert_eq!(
+        net,
+        json!({"hostname": "watermeter", "ipv4_address": "127.0.0.1", "mac_address": "02:00:00:00:00:01"})
+    );
     assert_eq!(b.get("/device/info/firmware_version"), Some("v17.0.0-test"));
 }
 
@@ -78,8 +98,15 @@ fn device_info_is_retained_after_connect() {
 fn gpio_states_after_connect() {
     let b = Bench::online(&fixture("flat-json.json"));
     assert_eq!(b.get("/device/gpio/relay/state"), Some(r#"{"state":0}"#));
-    assert_eq!(b.get("/device/gpio/gpio13/state"), Some(r#"{"state":0,"pwm_duty":0}"#));
-    assert_eq!(b.get("/device/gpio/door/state"), Some(r#"{"state":1}"#), "pull-up idles high");
+    assert_eq!(
+        b.get("/device/gpio/gpio13/state"),
+        Some(r#"{"state":0,"pwm_duty":0}"#)
+    );
+    assert_eq!(
+        b.get("/device/gpio/door/state"),
+        Some(r#"{"state":1}"#),
+        "pull-up idles high"
+    );
     assert_eq!(b.get("/device/gpio/flash/state"), None, "not exposed");
 }
 
@@ -115,15 +142,24 @@ fn cycle_start_runs_one_cycle_and_publishes_status() {
     b.console("frame main digits=1,2,3");
     b.cycle();
     assert_eq!(b.get("/process/status/cycle_counter"), Some("1"));
-    assert_eq!(b.get("/process/status/process_state"), Some("Publish to MQTT"));
-    assert_eq!(b.get("/process/status/process_status"), Some("Processing (Triggered Only)"));
+    assert_eq!(
+        b.get("/process/status/process_state"),
+        Some("Publish to MQTT")
+    );
+    assert_eq!(
+        b.get("/process/status/process_status"),
+        Some("Processing (Triggered Only)")
+    );
     assert_eq!(b.get("/process/status/process_interval"), Some("1.0"));
     assert_eq!(b.get("/process/status/process_time"), Some("1"));
     assert_eq!(b.get("/process/status/process_error"), Some("0"));
     assert_eq!(b.get("/device/status/device_uptime"), Some("1"));
     assert_eq!(b.get("/device/status/wlan_rssi"), Some("-55"));
     assert_eq!(b.get("/device/status/chip_temp"), Some("41"));
-    assert_eq!(b.get("/device/status/ntp_sync_status"), Some("Synchronized"));
+    assert_eq!(
+        b.get("/device/status/ntp_sync_status"),
+        Some("Synchronized")
+    );
     assert_eq!(b.json("/device/status/heap")["heap_total_free"], 200, "kB");
     assert_eq!(b.engine.state().as_str(), "Idle - No Autostart");
     b.cycle();
@@ -144,7 +180,10 @@ fn process_data_json_fields() {
     assert_eq!(data["rate_per_minute"], "0.0");
     assert_eq!(data["rate_per_interval"], "0");
     assert_eq!(data["timestamp_processed"], "2024-02-02T15:59:25+0000");
-    assert!(data.get("rate_per_time_unit").is_none(), "only with HA discovery");
+    assert!(
+        data.get("rate_per_time_unit").is_none(),
+        "only with HA discovery"
+    );
     assert_eq!(b.get("/process/data/number_sequences"), Some("1"));
 }
 
@@ -161,13 +200,18 @@ fn cycle_start_works_in_setup_mode() {
     let mut b = Bench::online(&manual(json!({"operationmode": {"opmode": -1}})));
     b.cycle();
     assert_eq!(b.engine.cycle_counter(), 1);
-    assert_eq!(b.get("/process/status/process_status"), Some("Not Processing / Not Ready"));
+    assert_eq!(
+        b.get("/process/status/process_status"),
+        Some("Not Processing / Not Ready")
+    );
     assert_eq!(b.engine.state().as_str(), "Setup Mode");
 }
 
 #[test]
 fn automatic_mode_runs_on_interval() {
-    let mut b = Bench::online(&manual(json!({"operationmode": {"opmode": 1, "automaticprocessinterval": 2}})));
+    let mut b = Bench::online(&manual(
+        json!({"operationmode": {"opmode": 1, "automaticprocessinterval": 2}}),
+    ));
     b.send(Event::Tick);
     assert_eq!(b.engine.cycle_counter(), 1);
     b.advance_s(60);
@@ -176,7 +220,10 @@ fn automatic_mode_runs_on_interval() {
     b.advance_s(60);
     b.send(Event::Tick);
     assert_eq!(b.engine.cycle_counter(), 2);
-    assert_eq!(b.get("/process/status/process_status"), Some("Processing (Automatic)"));
+    assert_eq!(
+        b.get("/process/status/process_status"),
+        Some("Processing (Automatic)")
+    );
     assert_eq!(b.engine.state().as_str(), "Idle - Waiting For Autostart");
 }
 
@@ -214,10 +261,18 @@ fn alignment_failure_aborts_and_escalates() {
         seen.push(b.get("/process/status/process_error").unwrap().to_string());
     }
     assert_eq!(seen, ["-1", "-1", "-2", "-2"]);
-    assert_eq!(b.get("/process/data/0/json").unwrap(), data_before, "aborted cycles publish no process data");
+    assert_eq!(
+        b.get("/process/data/0/json").unwrap(),
+        data_before,
+        "aborted cycles publish no process data"
+    );
     assert!(b.engine.last_error().unwrap().contains("alignment failed"));
     b.cycle();
-    assert_eq!(b.get("/process/status/process_error"), Some("0"), "a good cycle clears the error");
+    assert_eq!(
+        b.get("/process/status/process_error"),
+        Some("0"),
+        "a good cycle clears the error"
+    );
 }
 
 #[test]
@@ -226,11 +281,37 @@ fn flashlight_is_on_only_while_taking_the_image() {
     let actions = b.mqtt("/process/ctrl/cycle_start", "go");
     let flash: Vec<(bool, Option<u32>)> = actions
         .iter()
-        .filter_map(|a| if let Action::SetPin { pin: 4, level, duty } = a { Some((*level, *duty)) } else { None })
+        .filter_map(|a| {
+            if let Action::SetPin {
+                pin: 4,
+                level,
+                duty,
+            } = a
+            {
+                Some((*level, *duty))
+            } else {
+                None
+            }
+        })
         .collect();
     assert_eq!(flash, [(true, Some(8191)), (false, Some(0))]);
-    let on = actions.iter().position(|a| matches!(a, Action::SetPin { pin: 4, level: true, .. })).unwrap();
-    let req = actions.iter().position(|a| matches!(a, Action::RequestFrame)).unwrap();
+    let on = actions
+        .iter()
+        .position(|a| {
+            matches!(
+                a,
+                Action::SetPin {
+                    pin: 4,
+                    level: true,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let req = actions
+        .iter()
+        .position(|a| matches!(a, Action::RequestFrame))
+        .unwrap();
     assert!(on < req, "light on before the image is taken");
 }
 
@@ -247,13 +328,28 @@ fn frame_without_cycle_is_ignored() {
 fn cycle_requested_during_cycle_follows_it() {
     let mut b = Bench::online(&manual(json!({})));
     let now = b.now;
-    let a = b.engine.handle(now, Event::MqttMessage { topic: "meter/process/ctrl/cycle_start".into(), payload: b"1".to_vec() });
+    let a = b.engine.handle(
+        now,
+        Event::MqttMessage {
+            topic: "meter/process/ctrl/cycle_start".into(),
+            payload: b"1".to_vec(),
+        },
+    );
     assert!(a.contains(&Action::RequestFrame));
-    let a = b.engine.handle(now, Event::MqttMessage { topic: "meter/process/ctrl/cycle_start".into(), payload: b"1".to_vec() });
+    let a = b.engine.handle(
+        now,
+        Event::MqttMessage {
+            topic: "meter/process/ctrl/cycle_start".into(),
+            payload: b"1".to_vec(),
+        },
+    );
     assert!(!a.contains(&Action::RequestFrame), "second request waits");
     let frame = b.engine.capture_simulated();
     let a = b.engine.handle(now + 1000, Event::Frame(frame));
-    assert!(a.contains(&Action::RequestFrame), "queued cycle starts right after");
+    assert!(
+        a.contains(&Action::RequestFrame),
+        "queued cycle starts right after"
+    );
     assert_eq!(b.engine.cycle_counter(), 2);
 }
 
@@ -313,7 +409,13 @@ fn rates_and_max_rate_deviation() {
         errors.push(b.get("/process/status/process_error").unwrap().to_string());
     }
     let d = b.json("/process/data/0/json");
-    assert!(d["value_status"].as_str().unwrap().starts_with("E93 Rate too high (>) | Rate: "), "{d}");
+    assert!(
+        d["value_status"]
+            .as_str()
+            .unwrap()
+            .starts_with("E93 Rate too high (>) | Rate: "),
+        "{d}"
+    );
     assert_eq!(d["actual_value"], "101", "the fallback stands in");
     assert_eq!(d["rate_per_minute"], "0.0");
     assert_eq!(errors, ["1", "1", "2"]);
@@ -321,7 +423,9 @@ fn rates_and_max_rate_deviation() {
 
 #[test]
 fn rate_too_high_negative_is_e92() {
-    let cfg = manual(post(json!({"maxratechecktype": 2, "maxrate": 5, "allownegativerate": true})));
+    let cfg = manual(post(
+        json!({"maxratechecktype": 2, "maxrate": 5, "allownegativerate": true}),
+    ));
     let mut b = Bench::online(&cfg);
     b.console("frame main digits=5,0,0");
     b.cycle();
@@ -329,7 +433,13 @@ fn rate_too_high_negative_is_e92() {
     b.advance_s(60);
     b.cycle();
     let d = b.json("/process/data/0/json");
-    assert!(d["value_status"].as_str().unwrap().starts_with("E92 Rate too high (<)"), "{d}");
+    assert!(
+        d["value_status"]
+            .as_str()
+            .unwrap()
+            .starts_with("E92 Rate too high (<)"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -343,7 +453,11 @@ fn negative_rate_is_e91_unless_allowed() {
     let d = b.json("/process/data/0/json");
     assert_eq!(d["value_status"], "E91 Rate negative");
     assert_eq!(d["actual_value"], "500");
-    assert_eq!(b.get("/process/status/process_error"), Some("0"), "a negative rate is no deviation");
+    assert_eq!(
+        b.get("/process/status/process_error"),
+        Some("0"),
+        "a negative rate is no deviation"
+    );
 
     let mut b = Bench::online(&manual(post(json!({"allownegativerate": true}))));
     b.console("frame main digits=5,0,0");
@@ -385,7 +499,9 @@ fn class11_ignore_leading_n() {
     let d = b.json("/process/data/0/json");
     assert_eq!(d["raw_value"], "42");
     assert_eq!(d["actual_value"], "42");
-    assert!(b.console("frame main digits=1.5,4,2").starts_with("err bad-value"));
+    assert!(b
+        .console("frame main digits=1.5,4,2")
+        .starts_with("err bad-value"));
 }
 
 #[test]
@@ -407,9 +523,15 @@ fn class11_digit_increase_consistency() {
 #[test]
 fn set_fallbackvalue_sets_and_persists() {
     let mut b = Bench::online(&manual(json!({})));
-    b.mqtt("/process/ctrl/set_fallbackvalue", r#"{"sequence":"main","value":120}"#);
+    b.mqtt(
+        "/process/ctrl/set_fallbackvalue",
+        r#"{"sequence":"main","value":120}"#,
+    );
     let stored: Value = serde_json::from_str(b.persisted_fallbacks.as_deref().unwrap()).unwrap();
-    assert_eq!(stored, json!([{"sequence": "main", "time": T0 / 1000, "value": "120"}]));
+    assert_eq!(
+        stored,
+        json!([{"sequence": "main", "time": T0 / 1000, "value": "120"}])
+    );
     b.advance_s(60);
     b.console("frame main digits=1,2,3");
     b.cycle();
@@ -423,7 +545,10 @@ fn set_fallbackvalue_negative_takes_raw_value() {
     let mut b = Bench::online(&manual(post(json!({"allownegativerate": true}))));
     b.console("frame main digits=1,2,3");
     b.cycle();
-    b.mqtt("/process/ctrl/set_fallbackvalue", r#"{"sequence":"main","value":-1}"#);
+    b.mqtt(
+        "/process/ctrl/set_fallbackvalue",
+        r#"{"sequence":"main","value":-1}"#,
+    );
     assert!(b.engine.last_error().is_none());
     assert_eq!(b.engine.sequences()[0].fallback_value, 123.0);
 }
@@ -439,12 +564,24 @@ fn set_fallbackvalue_errors_change_nothing() {
         ("{nope", "not valid JSON"),
         ("[]", "must be a JSON object"),
         (r#"{"value":1}"#, "\"sequence\""),
-        (r#"{"sequence":"nope","value":1}"#, "no number sequence named 'nope'"),
+        (
+            r#"{"sequence":"nope","value":1}"#,
+            "no number sequence named 'nope'",
+        ),
         (r#"{"sequence":"main"}"#, "\"value\" is missing"),
         (r#"{"sequence":"main","value":"abc"}"#, "is not a number"),
-        (r#"{"sequence":"main","value":"NaN"}"#, "not a finite number"),
-        (r#"{"sequence":"main","value":"inf"}"#, "not a finite number"),
-        (r#"{"sequence":"main","value":-5}"#, "no valid raw value ('NNN')"),
+        (
+            r#"{"sequence":"main","value":"NaN"}"#,
+            "not a finite number",
+        ),
+        (
+            r#"{"sequence":"main","value":"inf"}"#,
+            "not a finite number",
+        ),
+        (
+            r#"{"sequence":"main","value":-5}"#,
+            "no valid raw value ('NNN')",
+        ),
     ];
     for (payload, expected) in cases {
         b.mqtt("/process/ctrl/set_fallbackvalue", payload);
@@ -453,7 +590,10 @@ fn set_fallbackvalue_errors_change_nothing() {
         assert_eq!(b.engine.sequences(), &before[..], "{payload} changed state");
         assert_eq!(b.persisted_fallbacks, persisted);
     }
-    let big = format!(r#"{{"sequence":"main","value":1,"pad":"{}"}}"#, "x".repeat(5000));
+    let big = format!(
+        r#"{{"sequence":"main","value":1,"pad":"{}"}}"#,
+        "x".repeat(5000)
+    );
     b.mqtt("/process/ctrl/set_fallbackvalue", &big);
     assert!(b.engine.last_error().unwrap().contains("exceeds"));
     assert_eq!(b.engine.sequences(), &before[..]);
@@ -474,7 +614,10 @@ fn fallback_survives_reboot_within_age() {
     rebooted.console("frame main digits=1,2,N");
     rebooted.cycle();
     let d = rebooted.json("/process/data/0/json");
-    assert_eq!(d["actual_value"], "123", "N substituted from the restored fallback");
+    assert_eq!(
+        d["actual_value"], "123",
+        "N substituted from the restored fallback"
+    );
 
     let mut late = Bench::new();
     late.now = b.now + 13 * 3_600_000;
@@ -483,14 +626,20 @@ fn fallback_survives_reboot_within_age() {
     late.console("frame main digits=1,2,N");
     late.cycle();
     let d = late.json("/process/data/0/json");
-    assert!(d["value_status"].as_str().unwrap().starts_with("E90"), "older than 720 min: outdated {d}");
+    assert!(
+        d["value_status"].as_str().unwrap().starts_with("E90"),
+        "older than 720 min: outdated {d}"
+    );
 }
 
 #[test]
 fn unreadable_stored_fallbacks_are_ignored() {
     let mut b = Bench::new();
     b.boot(Some(manual(json!({}))), Some("{broken".into()));
-    assert!(b.logs.iter().any(|l| l.contains("fallback values unreadable")));
+    assert!(b
+        .logs
+        .iter()
+        .any(|l| l.contains("fallback values unreadable")));
 }
 
 // ---- GPIO ----
@@ -509,7 +658,10 @@ fn gpio_pwm_ctrl() {
     let mut b = Bench::online(&fixture("flat-json.json"));
     b.mqtt("/device/gpio/gpio13/ctrl", r#"{"state":1,"pwm_duty":4096}"#);
     assert_eq!(b.pins[&13], (true, Some(4096)));
-    assert_eq!(b.get("/device/gpio/gpio13/state"), Some(r#"{"state":1,"pwm_duty":4096}"#));
+    assert_eq!(
+        b.get("/device/gpio/gpio13/state"),
+        Some(r#"{"state":1,"pwm_duty":4096}"#)
+    );
     b.mqtt("/device/gpio/gpio13/ctrl", r#"{"state":0,"pwm_duty":4096}"#);
     assert_eq!(b.pins[&13], (false, Some(0)), "state 0 drives no duty");
 }
@@ -521,12 +673,36 @@ fn gpio_bad_ctrl_leaves_pin_unchanged() {
     let before = b.engine.gpio().clone();
     let cases = [
         ("/device/gpio/gpio13/ctrl", "{", "not valid JSON"),
-        ("/device/gpio/gpio13/ctrl", r#"{"state":1,"pwm_duty":9000}"#, "out of range 0..8191"),
-        ("/device/gpio/gpio13/ctrl", r#"{"state":1}"#, "pwm_duty\" is required"),
-        ("/device/gpio/relay/ctrl", r#"{"state":3}"#, "must be 0 or 1"),
-        ("/device/gpio/door/ctrl", r#"{"state":1}"#, "only output and output-pwm"),
-        ("/device/gpio/flash/ctrl", r#"{"state":1}"#, "no enabled GPIO named 'flash'"),
-        ("/device/gpio/nope/ctrl", r#"{"state":1}"#, "no enabled GPIO named 'nope'"),
+        (
+            "/device/gpio/gpio13/ctrl",
+            r#"{"state":1,"pwm_duty":9000}"#,
+            "out of range 0..8191",
+        ),
+        (
+            "/device/gpio/gpio13/ctrl",
+            r#"{"state":1}"#,
+            "pwm_duty\" is required",
+        ),
+        (
+            "/device/gpio/relay/ctrl",
+            r#"{"state":3}"#,
+            "must be 0 or 1",
+        ),
+        (
+            "/device/gpio/door/ctrl",
+            r#"{"state":1}"#,
+            "only output and output-pwm",
+        ),
+        (
+            "/device/gpio/flash/ctrl",
+            r#"{"state":1}"#,
+            "no enabled GPIO named 'flash'",
+        ),
+        (
+            "/device/gpio/nope/ctrl",
+            r#"{"state":1}"#,
+            "no enabled GPIO named 'nope'",
+        ),
     ];
     for (topic, payload, expected) in cases {
         b.mqtt(topic, payload);
@@ -539,13 +715,26 @@ fn gpio_bad_ctrl_leaves_pin_unchanged() {
 #[test]
 fn input_change_publishes_state_with_debounce() {
     let mut b = Bench::online(&fixture("flat-json.json"));
-    b.send(Event::PinChanged { pin: 14, level: false });
+    b.send(Event::PinChanged {
+        pin: 14,
+        level: false,
+    });
     assert_eq!(b.get("/device/gpio/door/state"), Some(r#"{"state":0}"#));
     b.now += 50;
-    b.send(Event::PinChanged { pin: 14, level: true });
-    assert_eq!(b.get("/device/gpio/door/state"), Some(r#"{"state":0}"#), "bounce ignored");
+    b.send(Event::PinChanged {
+        pin: 14,
+        level: true,
+    });
+    assert_eq!(
+        b.get("/device/gpio/door/state"),
+        Some(r#"{"state":0}"#),
+        "bounce ignored"
+    );
     b.now += 500;
-    b.send(Event::PinChanged { pin: 14, level: true });
+    b.send(Event::PinChanged {
+        pin: 14,
+        level: true,
+    });
     assert_eq!(b.get("/device/gpio/door/state"), Some(r#"{"state":1}"#));
 }
 
@@ -553,11 +742,21 @@ fn input_change_publishes_state_with_debounce() {
 fn trigger_pin_falling_edge_starts_cycle() {
     let mut b = Bench::online(&fixture("ha-json-topics.json"));
     let before = b.engine.cycle_counter();
-    b.send(Event::PinChanged { pin: 15, level: false });
+    b.send(Event::PinChanged {
+        pin: 15,
+        level: false,
+    });
     assert_eq!(b.engine.cycle_counter(), before + 1);
     b.now += 1000;
-    b.send(Event::PinChanged { pin: 15, level: true });
-    assert_eq!(b.engine.cycle_counter(), before + 1, "rising edge does nothing");
+    b.send(Event::PinChanged {
+        pin: 15,
+        level: true,
+    });
+    assert_eq!(
+        b.engine.cycle_counter(),
+        before + 1,
+        "rising edge does nothing"
+    );
 }
 
 // ---- console ----
@@ -578,19 +777,33 @@ fn console_help_and_status() {
 fn console_errors_are_single_err_lines() {
     let mut b = Bench::online(&manual(json!({})));
     assert_eq!(b.console("fly"), "err unknown-command 'fly' (try 'help')");
-    assert!(b.console("frame gas digits=1").starts_with("err unknown-sequence no number sequence 'gas' (configured: main)"));
-    assert!(b.console("frame main digits=1,2").starts_with("err roi-count"));
-    assert!(b.console("frame main digits=1,2,3 analogs=4").starts_with("err roi-count"));
-    assert!(b.console("config get mqtt.nothing").starts_with("err unknown-path"));
-    assert!(b.console("config set mqtt.maintopic \"a/#\"").starts_with("err invalid-config mqtt.maintopic"));
+    assert!(b
+        .console("frame gas digits=1")
+        .starts_with("err unknown-sequence no number sequence 'gas' (configured: main)"));
+    assert!(b
+        .console("frame main digits=1,2")
+        .starts_with("err roi-count"));
+    assert!(b
+        .console("frame main digits=1,2,3 analogs=4")
+        .starts_with("err roi-count"));
+    assert!(b
+        .console("config get mqtt.nothing")
+        .starts_with("err unknown-path"));
+    assert!(b
+        .console("config set mqtt.maintopic \"a/#\"")
+        .starts_with("err invalid-config mqtt.maintopic"));
     let v: Value = serde_json::from_str(b.console("status").strip_prefix("ok ").unwrap()).unwrap();
     assert!(v["last_error"].as_str().unwrap().contains("invalid-config"));
-    assert!(b.console("").is_empty() || b.console.len() > 0);
+    let replies = b.console.len();
+    b.send(Event::ConsoleLine("   ".into()));
+    assert_eq!(b.console.len(), replies, "an empty line gets no reply");
 }
 
 #[test]
 fn console_config_get_redacts_secrets() {
-    let mut b = Bench::online(&manual(json!({"mqtt": {"authmode": 1, "username": "u", "password": "s3cret"}})));
+    let mut b = Bench::online(&manual(
+        json!({"mqtt": {"authmode": 1, "username": "u", "password": "s3cret"}}),
+    ));
     assert_eq!(b.console("config get mqtt.password"), "ok \"********\"");
     assert_eq!(b.console("config get mqtt.username"), "ok \"u\"");
     assert_eq!(b.console("config get operationmode.opmode"), "ok 0");
@@ -600,7 +813,10 @@ fn console_config_get_redacts_secrets() {
 #[test]
 fn console_config_set_persists_and_applies() {
     let mut b = Bench::online(&manual(json!({})));
-    assert_eq!(b.console("config set operationmode.opmode 1"), "ok operationmode.opmode saved");
+    assert_eq!(
+        b.console("config set operationmode.opmode 1"),
+        "ok operationmode.opmode saved"
+    );
     let saved: Value = serde_json::from_str(b.persisted_config.as_deref().unwrap()).unwrap();
     assert_eq!(saved["operationmode"]["opmode"], 1);
     assert_eq!(b.engine.state().as_str(), "Idle - Waiting For Autostart");
@@ -640,14 +856,34 @@ fn main_topic_change_moves_the_tree() {
     let mut b = Bench::online(&manual(json!({})));
     b.console("config set mqtt.maintopic \"water/new\"");
     let offline = &b.tree["meter/device/status/connection"];
-    assert_eq!((offline.payload.as_str(), offline.retain), ("offline", true), "old tree marked offline");
-    let connect = b.all.iter().rev().find_map(|a| if let Action::MqttConnect(s) = a { Some(s.clone()) } else { None });
-    assert_eq!(connect.unwrap().lwt_topic, "water/new/device/status/connection");
+    assert_eq!(
+        (offline.payload.as_str(), offline.retain),
+        ("offline", true),
+        "old tree marked offline"
+    );
+    let connect = b.all.iter().rev().find_map(|a| {
+        if let Action::MqttConnect(s) = a {
+            Some(s.clone())
+        } else {
+            None
+        }
+    });
+    assert_eq!(
+        connect.unwrap().lwt_topic,
+        "water/new/device/status/connection"
+    );
     assert!(!b.engine.mqtt_connected());
     b.send(Event::MqttConnected);
-    assert_eq!(b.tree["water/new/device/status/connection"].payload, "online");
-    assert!(b.tree.contains_key("water/new/device/info/firmware_version"));
-    assert!(b.subscriptions.contains(&"water/new/process/ctrl/cycle_start".to_string()));
+    assert_eq!(
+        b.tree["water/new/device/status/connection"].payload,
+        "online"
+    );
+    assert!(b
+        .tree
+        .contains_key("water/new/device/info/firmware_version"));
+    assert!(b
+        .subscriptions
+        .contains(&"water/new/process/ctrl/cycle_start".to_string()));
 }
 
 #[test]
@@ -662,7 +898,10 @@ fn invalid_stored_config_boots_with_defaults() {
     let mut b = Bench::new();
     b.boot(Some("{\"mqtt\": {\"maintopic\": \"#\"}}".into()), None);
     assert_eq!(b.engine.config().mqtt.main_topic, "watermeter");
-    assert!(b.logs.iter().any(|l| l.contains("stored config refused") && l.contains("mqtt.maintopic")));
+    assert!(b
+        .logs
+        .iter()
+        .any(|l| l.contains("stored config refused") && l.contains("mqtt.maintopic")));
 }
 
 // ---- REST ----
@@ -674,15 +913,23 @@ fn rest_mqtt_tasks() {
     b.tree.clear();
     let r = b.http("GET", "/mqtt", "task=publish_device_info", "");
     assert!(r.body.starts_with("002:"));
-    assert!(b.tree.contains_key("meter/device/info/hardware"), "republished");
+    assert!(
+        b.tree.contains_key("meter/device/info/hardware"),
+        "republished"
+    );
     let r = b.http("GET", "/mqtt", "task=nope", "");
     assert_eq!((r.status, r.body.as_str()), (404, "E90: Task not found"));
-    assert!(b.http("GET", "/mqtt", "", "").body.contains("Handler usage"));
+    assert!(b
+        .http("GET", "/mqtt", "", "")
+        .body
+        .contains("Handler usage"));
 }
 
 #[test]
 fn rest_config_get_post() {
-    let mut b = Bench::online(&manual(json!({"mqtt": {"authmode": 1, "username": "u", "password": "pw"}})));
+    let mut b = Bench::online(&manual(
+        json!({"mqtt": {"authmode": 1, "username": "u", "password": "pw"}}),
+    ));
     let r = b.http("GET", "/api/config", "", "");
     let v: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["mqtt"]["password"], "********");
@@ -690,16 +937,29 @@ fn rest_config_get_post() {
     let r = b.http("POST", "/api/config", "", &r.body);
     assert_eq!(r.status, 200);
     assert_eq!(b.engine.config().mqtt.password, "pw");
-    let r = b.http("POST", "/api/config", "", r#"{"mqtt": {"processdatanotation": 2}}"#);
+    let r = b.http(
+        "POST",
+        "/api/config",
+        "",
+        r#"{"mqtt": {"processdatanotation": 2}}"#,
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(b.engine.config().mqtt.notation, meter_core::config::Notation::JsonAndTopics);
+    assert_eq!(
+        b.engine.config().mqtt.notation,
+        meter_core::config::Notation::JsonAndTopics
+    );
 }
 
 #[test]
 fn rest_config_invalid_is_400_with_path_and_nothing_changes() {
     let mut b = Bench::online(&manual(json!({})));
     let before = b.engine.config().clone();
-    let r = b.http("POST", "/api/config", "", r#"{"mqtt": {"maintopic": "a//b"}}"#);
+    let r = b.http(
+        "POST",
+        "/api/config",
+        "",
+        r#"{"mqtt": {"maintopic": "a//b"}}"#,
+    );
     assert_eq!(r.status, 400);
     let v: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["path"], "mqtt.maintopic");
@@ -724,14 +984,24 @@ fn rest_status_and_unknown_routes() {
 // ---- notations, retain, nesting ----
 
 fn data_topics(b: &Bench) -> Vec<String> {
-    b.tree.keys().filter(|t| t.contains("/process/data/")).cloned().collect()
+    b.tree
+        .keys()
+        .filter(|t| t.contains("/process/data/"))
+        .cloned()
+        .collect()
 }
 
 #[test]
 fn notation_json_only() {
     let mut b = Bench::online(&manual(json!({"mqtt": {"processdatanotation": 0}})));
     b.cycle();
-    assert_eq!(data_topics(&b), ["meter/process/data/0/json", "meter/process/data/number_sequences"]);
+    assert_eq!(
+        data_topics(&b),
+        [
+            "meter/process/data/0/json",
+            "meter/process/data/number_sequences"
+        ]
+    );
 }
 
 #[test]
@@ -740,8 +1010,17 @@ fn notation_topics_only() {
     b.cycle();
     let t = data_topics(&b);
     assert!(!t.contains(&"meter/process/data/0/json".to_string()));
-    for f in ["sequence_name", "actual_value", "fallback_value", "raw_value", "value_status", "rate_per_minute",
-              "rate_per_interval", "timestamp_processed", "timestamp_fallbackvalue"] {
+    for f in [
+        "sequence_name",
+        "actual_value",
+        "fallback_value",
+        "raw_value",
+        "value_status",
+        "rate_per_minute",
+        "rate_per_interval",
+        "timestamp_processed",
+        "timestamp_fallbackvalue",
+    ] {
         assert!(t.contains(&format!("meter/process/data/0/{f}")), "{f}");
     }
     assert!(!t.contains(&"meter/process/data/0/rate_per_time_unit".to_string()));
@@ -749,24 +1028,33 @@ fn notation_topics_only() {
 
 #[test]
 fn notation_topics_with_ha_still_sends_json_and_rate_per_time_unit() {
-    let mut b = Bench::online(&manual(json!({"mqtt": {"processdatanotation": 1, "homeassistant": {"discoveryenabled": true}}})));
+    let mut b = Bench::online(&manual(
+        json!({"mqtt": {"processdatanotation": 1, "homeassistant": {"discoveryenabled": true}}}),
+    ));
     b.cycle();
     let t = data_topics(&b);
     assert!(t.contains(&"meter/process/data/0/json".to_string()));
     assert!(t.contains(&"meter/process/data/0/rate_per_time_unit".to_string()));
-    assert!(b.json("/process/data/0/json").get("rate_per_time_unit").is_some());
+    assert!(b
+        .json("/process/data/0/json")
+        .get("rate_per_time_unit")
+        .is_some());
 }
 
 #[test]
 fn retain_process_data_flag() {
     for retain in [false, true] {
-        let mut b = Bench::online(&manual(json!({"mqtt": {"processdatanotation": 2, "retainprocessdata": retain}})));
+        let mut b = Bench::online(&manual(
+            json!({"mqtt": {"processdatanotation": 2, "retainprocessdata": retain}}),
+        ));
         b.cycle();
         for (t, m) in &b.tree {
             if t.contains("/process/data/") {
                 assert_eq!(m.retain, retain, "{t}");
             }
-            if t.contains("/process/status/") || t.contains("/device/status/") && !t.ends_with("connection") {
+            if t.contains("/process/status/")
+                || t.contains("/device/status/") && !t.ends_with("connection")
+            {
                 assert!(!m.retain, "{t} is never retained");
             }
         }
@@ -780,9 +1068,15 @@ fn nested_main_topic_and_sequence_ids() {
     b.console("frame hot digits=4,5 analogs=6.6");
     b.cycle();
     assert_eq!(b.get("/process/data/number_sequences"), Some("2"));
-    assert_eq!(b.tree["water/b1/meter/process/data/7/actual_value"].payload, "45.6");
+    assert_eq!(
+        b.tree["water/b1/meter/process/data/7/actual_value"].payload,
+        "45.6"
+    );
     // Extended resolution carries the last digit's tenth: 1.0 2.0 3.0 -> "123.0".
-    assert_eq!(b.tree["water/b1/meter/process/data/0/raw_value"].payload, "123.0");
+    assert_eq!(
+        b.tree["water/b1/meter/process/data/0/raw_value"].payload,
+        "123.0"
+    );
     assert!(b.tree.keys().all(|t| t.starts_with("water/b1/meter/")));
 }
 
@@ -791,64 +1085,140 @@ fn nested_main_topic_and_sequence_ids() {
 #[test]
 fn discovery_published_at_connect_and_on_ha_online() {
     let mut b = Bench::online(&fixture("ha-json-topics.json"));
-    let configs: Vec<&String> = b.tree.keys().filter(|t| t.starts_with("homeassistant/")).collect();
+    let configs: Vec<&String> = b
+        .tree
+        .keys()
+        .filter(|t| t.starts_with("homeassistant/"))
+        .collect();
     assert!(configs.len() > 30, "{}", configs.len());
-    assert!(b.tree["homeassistant/sensor/watermeter/main_actual_value/config"].retain, "retaindiscovery");
-    assert!(b.subscriptions.contains(&"homeassistant/status".to_string()));
+    assert!(
+        b.tree["homeassistant/sensor/watermeter/main_actual_value/config"].retain,
+        "retaindiscovery"
+    );
+    assert!(b
+        .subscriptions
+        .contains(&"homeassistant/status".to_string()));
     b.clear();
-    b.send(Event::MqttMessage { topic: "homeassistant/status".into(), payload: b"offline".to_vec() });
+    b.send(Event::MqttMessage {
+        topic: "homeassistant/status".into(),
+        payload: b"offline".to_vec(),
+    });
     assert!(b.tree.is_empty());
-    b.send(Event::MqttMessage { topic: "homeassistant/status".into(), payload: b"online".to_vec() });
-    assert!(b.tree.contains_key("homeassistant/button/watermeter/cycle_start/config"));
+    b.send(Event::MqttMessage {
+        topic: "homeassistant/status".into(),
+        payload: b"online".to_vec(),
+    });
+    assert!(b
+        .tree
+        .contains_key("homeassistant/button/watermeter/cycle_start/config"));
 }
 
 #[test]
 fn discovery_entities_are_consistent() {
     let b = Bench::online(&fixture("ha-json-topics.json"));
     let mut ids = std::collections::HashSet::new();
-    for (topic, msg) in b.tree.iter().filter(|(t, _)| t.starts_with("homeassistant/")) {
-        let v: Value = serde_json::from_str(&msg.payload).unwrap_or_else(|e| panic!("{topic}: {e}"));
+    for (topic, msg) in b
+        .tree
+        .iter()
+        .filter(|(t, _)| t.starts_with("homeassistant/"))
+    {
+        let v: Value =
+            serde_json::from_str(&msg.payload).unwrap_or_else(|e| panic!("{topic}: {e}"));
         assert_eq!(v["~"], "home/utility/watermeter");
         assert_eq!(v["avty_t"], "~/device/status/connection");
         assert_eq!(v["qos"], 1);
         let uid = v["uniq_id"].as_str().unwrap().to_string();
-        assert!(topic.ends_with(&format!("/{}/config", uid.strip_prefix("watermeter_").unwrap())), "{topic} {uid}");
+        assert!(
+            topic.ends_with(&format!(
+                "/{}/config",
+                uid.strip_prefix("watermeter_").unwrap()
+            )),
+            "{topic} {uid}"
+        );
         assert!(ids.insert(uid), "duplicate uniq_id in {topic}");
-        assert!(v.get("stat_t").is_some() ^ v.get("cmd_t").is_some(), "{topic}");
+        assert!(
+            v.get("stat_t").is_some() ^ v.get("cmd_t").is_some(),
+            "{topic}"
+        );
     }
-    let button: Value = serde_json::from_str(&b.tree["homeassistant/button/watermeter/cycle_start/config"].payload).unwrap();
+    let button: Value =
+        serde_json::from_str(&b.tree["homeassistant/button/watermeter/cycle_start/config"].payload)
+            .unwrap();
     assert_eq!(button["cmd_t"], "~/process/ctrl/cycle_start");
     assert_eq!(button["pl_prs"], "1");
     // Sequence "second" has no fallback value entity (fallback disabled).
-    assert!(!b.tree.contains_key("homeassistant/sensor/watermeter/second_fallback_value/config"));
-    assert!(b.tree.contains_key("homeassistant/sensor/watermeter/main_fallback_value/config"));
-    assert!(b.tree.contains_key("homeassistant/binary_sensor/watermeter/process_error/config"));
-    assert!(b.tree.contains_key("homeassistant/sensor/watermeter/connection/config"));
-    assert!(b.tree.contains_key("homeassistant/sensor/watermeter/dimmer_pwm_duty/config"));
+    assert!(!b
+        .tree
+        .contains_key("homeassistant/sensor/watermeter/second_fallback_value/config"));
+    assert!(b
+        .tree
+        .contains_key("homeassistant/sensor/watermeter/main_fallback_value/config"));
+    assert!(b
+        .tree
+        .contains_key("homeassistant/binary_sensor/watermeter/process_error/config"));
+    assert!(b
+        .tree
+        .contains_key("homeassistant/sensor/watermeter/connection/config"));
+    assert!(b
+        .tree
+        .contains_key("homeassistant/sensor/watermeter/dimmer_pwm_duty/config"));
 }
 
 #[test]
 fn discovery_units_follow_meter_type() {
     let unit = |meter: u8, negative: bool| {
-        let cfg = manual(json!({"mqtt": {"homeassistant": {"discoveryenabled": true, "metertype": meter}},
-                                "postprocessing": {"sequence": [{"sequenceid": 0, "allownegativerate": negative}]}}));
+        let cfg = manual(
+            json!({"mqtt": {"homeassistant": {"discoveryenabled": true, "metertype": meter}},
+                                "postprocessing": {"sequence": [{"sequenceid": 0, "allownegativerate": negative}]}}),
+        );
         let b = Bench::online(&cfg);
-        let v: Value = serde_json::from_str(&b.tree["homeassistant/sensor/meter/main_actual_value/config"].payload).unwrap();
-        let r: Value = serde_json::from_str(&b.tree["homeassistant/sensor/meter/main_rate_per_time_unit/config"].payload).unwrap();
-        (v["unit_of_meas"].clone(), v["dev_cla"].clone(), v["stat_cla"].clone(), r["unit_of_meas"].clone(), r["dev_cla"].clone())
+        let v: Value = serde_json::from_str(
+            &b.tree["homeassistant/sensor/meter/main_actual_value/config"].payload,
+        )
+        .unwrap();
+        let r: Value = serde_json::from_str(
+            &b.tree["homeassistant/sensor/meter/main_rate_per_time_unit/config"].payload,
+        )
+        .unwrap();
+        (
+            v["unit_of_meas"].clone(),
+            v["dev_cla"].clone(),
+            v["stat_cla"].clone(),
+            r["unit_of_meas"].clone(),
+            r["dev_cla"].clone(),
+        )
     };
-    assert_eq!(unit(1, false), (json!("m³"), json!("water"), json!("total_increasing"), json!("m³/h"), json!("volume_flow_rate")));
+    assert_eq!(
+        unit(1, false),
+        (
+            json!("m³"),
+            json!("water"),
+            json!("total_increasing"),
+            json!("m³/h"),
+            json!("volume_flow_rate")
+        )
+    );
     assert_eq!(unit(1, true).2, json!("measurement"));
     assert_eq!(unit(2, false).4, Value::Null, "L/h has no HA device class");
     assert_eq!(unit(7, false).1, json!("gas"));
-    assert_eq!(unit(10, false), (json!("kWh"), json!("energy"), json!("total_increasing"), json!("kW"), json!("power")));
+    assert_eq!(
+        unit(10, false),
+        (
+            json!("kWh"),
+            json!("energy"),
+            json!("total_increasing"),
+            json!("kW"),
+            json!("power")
+        )
+    );
     assert_eq!(unit(13, false).2, json!("measurement"));
     assert_eq!(unit(0, false).0, Value::Null, "generic has no unit");
 }
 
 #[test]
 fn rate_per_time_unit_is_per_hour_for_hourly_meters() {
-    let cfg = manual(json!({"mqtt": {"homeassistant": {"discoveryenabled": true, "metertype": 1}}}));
+    let cfg =
+        manual(json!({"mqtt": {"homeassistant": {"discoveryenabled": true, "metertype": 1}}}));
     let mut b = Bench::online(&cfg);
     b.console("frame main digits=1,0,0");
     b.cycle();
@@ -865,13 +1235,19 @@ fn rate_per_time_unit_is_per_hour_for_hourly_meters() {
 fn discovery_disabled_publishes_nothing_to_prefix() {
     let b = Bench::online(&manual(json!({})));
     assert!(!b.tree.keys().any(|t| t.starts_with("homeassistant/")));
-    assert!(!b.subscriptions.contains(&"homeassistant/status".to_string()));
+    assert!(!b
+        .subscriptions
+        .contains(&"homeassistant/status".to_string()));
 }
 
 #[test]
 fn discovery_names_with_quotes_stay_valid_json() {
-    let b = Bench::online(&manual(json!({"mqtt": {"maintopic": "a\"b/node", "homeassistant": {"discoveryenabled": true}}})));
-    let v: Value = serde_json::from_str(&b.tree["homeassistant/sensor/node/connection/config"].payload).unwrap();
+    let b = Bench::online(&manual(
+        json!({"mqtt": {"maintopic": "a\"b/node", "homeassistant": {"discoveryenabled": true}}}),
+    ));
+    let v: Value =
+        serde_json::from_str(&b.tree["homeassistant/sensor/node/connection/config"].payload)
+            .unwrap();
     assert_eq!(v["~"], "a\"b/node");
 }
 

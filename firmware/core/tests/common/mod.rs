@@ -3,13 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use meter_core::engine::{Action, BoardInfo, BoardStatus, Boot, Engine, Event, HttpRequest, HttpResponse};
+use meter_core::engine::{
+    Action, BoardInfo, BoardStatus, Boot, Engine, Event, HttpRequest, HttpResponse,
+};
 
 /// 2024-02-02T15:59:24Z.
 pub const T0: u64 = 1_706_889_564_000;
 
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../../fixtures/configs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../fixtures/configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -93,7 +98,11 @@ impl Bench {
     }
 
     pub fn boot(&mut self, config: Option<String>, fallbacks: Option<String>) {
-        self.send(Event::Booted(Boot { info: board_info(), stored_config: config, stored_fallbacks: fallbacks }));
+        self.send(Event::Booted(Boot {
+            info: board_info(),
+            stored_config: config,
+            stored_fallbacks: fallbacks,
+        }));
         self.send(Event::BoardStatus(board_status()));
     }
 
@@ -103,9 +112,17 @@ impl Bench {
         for a in &actions {
             self.all.push(a.clone());
             match a {
-                Action::Publish { topic, payload, retain, qos } => {
+                Action::Publish {
+                    topic,
+                    payload,
+                    retain,
+                    qos,
+                } => {
                     assert_eq!(*qos, 1, "QoS 1 everywhere ({topic})");
-                    let m = Msg { payload: payload.clone(), retain: *retain };
+                    let m = Msg {
+                        payload: payload.clone(),
+                        retain: *retain,
+                    };
                     self.tree.insert(topic.clone(), m.clone());
                     self.publishes.push((topic.clone(), m));
                 }
@@ -140,7 +157,10 @@ impl Bench {
 
     pub fn mqtt(&mut self, rel: &str, payload: &str) -> Vec<Action> {
         let topic = format!("{}{rel}", self.engine.config().mqtt.main_topic);
-        self.send(Event::MqttMessage { topic, payload: payload.as_bytes().to_vec() })
+        self.send(Event::MqttMessage {
+            topic,
+            payload: payload.as_bytes().to_vec(),
+        })
     }
 
     pub fn cycle(&mut self) {
@@ -157,16 +177,29 @@ impl Bench {
     }
 
     pub fn json(&self, rel: &str) -> serde_json::Value {
-        let text = self.get(rel).unwrap_or_else(|| panic!("{rel} not published"));
+        let text = self
+            .get(rel)
+            .unwrap_or_else(|| panic!("{rel} not published"));
         serde_json::from_str(text).unwrap_or_else(|e| panic!("{rel}: {e}: {text}"))
     }
 
     pub fn http(&mut self, method: &str, path: &str, query: &str, body: &str) -> HttpResponse {
-        let req = HttpRequest { method: method.into(), path: path.into(), query: query.into(), body: body.as_bytes().to_vec() };
+        let req = HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            body: body.as_bytes().to_vec(),
+        };
         let actions = self.send(Event::Http(req));
         actions
             .into_iter()
-            .find_map(|a| if let Action::Http(r) = a { Some(r) } else { None })
+            .find_map(|a| {
+                if let Action::Http(r) = a {
+                    Some(r)
+                } else {
+                    None
+                }
+            })
             .expect("an HTTP response")
     }
 
