@@ -1251,6 +1251,53 @@ mod tests {
     }
 
     #[test]
+    fn uri_ipv6_and_trailing_slash() {
+        assert_eq!(
+            MqttUri::parse("mqtt://[::1]:1884").unwrap(),
+            MqttUri {
+                tls: false,
+                host: "[::1]".into(),
+                port: 1884
+            }
+        );
+        assert_eq!(MqttUri::parse("mqtt://[::1]").unwrap().port, 1883);
+        assert_eq!(MqttUri::parse("mqtt://broker/").unwrap().host, "broker");
+        assert!(MqttUri::parse("mqtt://broker/path").is_err());
+    }
+
+    #[test]
+    fn auth_modes_require_credentials() {
+        assert_eq!(
+            partial(json!({"mqtt": {"authmode": 1}}))
+                .unwrap_err()
+                .path(),
+            "mqtt.username"
+        );
+        assert_eq!(
+            partial(json!({"mqtt": {"authmode": 2}}))
+                .unwrap_err()
+                .path(),
+            "mqtt.tls.clientcert"
+        );
+        assert!(partial(json!({"mqtt": {"authmode": 1, "username": "u"}})).is_ok());
+    }
+
+    #[test]
+    fn reference_only_sections_are_kept() {
+        let (doc, _) =
+            Config::from_partial(&json!({"influxdbv1": {"enabled": false, "uri": ""}})).unwrap();
+        assert_eq!(get_path(&doc, "influxdbv1.enabled"), Some(&json!(false)));
+    }
+
+    #[test]
+    fn node_id_is_last_level() {
+        let c = partial(json!({"mqtt": {"maintopic": "water/b1/meter"}})).unwrap();
+        assert_eq!(c.node_id(), "meter");
+        let c = partial(json!({"mqtt": {"maintopic": "flat"}})).unwrap();
+        assert_eq!(c.node_id(), "flat");
+    }
+
+    #[test]
     fn non_object_config_is_refused() {
         assert_eq!(
             Config::from_partial(&json!([1, 2])).unwrap_err().path(),

@@ -500,3 +500,108 @@ fn entity_payload(e: &Entity, config: &Config, facts: &DeviceFacts, full_device:
     put("dev", dev);
     Value::Object(m).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn config(extra: serde_json::Value) -> Config {
+        let mut base = json!({"mqtt": {"maintopic": "a/b/node", "homeassistant": {"discoveryenabled": true}},
+                              "gpio": {"gpiopin": []}});
+        crate::config::merge(&mut base, &extra);
+        Config::from_partial(&base).unwrap().1
+    }
+
+    #[test]
+    fn meter_type_table() {
+        assert_eq!(MeterType::get(1).rate_unit, "m³/h");
+        assert!(MeterType::get(1).rate_per_hour());
+        assert!(!MeterType::get(3).rate_per_hour());
+        assert_eq!(MeterType::get(9).rate_unit, "W");
+        assert_eq!(MeterType::get(16).value_unit, "psi");
+        assert_eq!(
+            MeterType::get(200),
+            MeterType::get(0),
+            "out of range falls back to generic"
+        );
+        assert_eq!(
+            MeterType::get(4).rate_device_class(),
+            "",
+            "gal/h has no HA class"
+        );
+        assert_eq!(MeterType::get(5).rate_device_class(), "volume_flow_rate");
+        assert_eq!(
+            MeterType::get(12).rate_device_class(),
+            "",
+            "GJ/h has no HA class"
+        );
+        assert_eq!(MeterType::get(15).value_state_class(false), "measurement");
+    }
+
+    #[test]
+    fn topics_use_prefix_component_node_object() {
+        let msgs = discovery_messages(
+            &config(json!({"mqtt": {"homeassistant": {"discoveryprefix": "ha"}}})),
+            &DeviceFacts::default(),
+        );
+        assert!(msgs
+            .iter()
+            .all(|(t, _)| t.starts_with("ha/") && t.ends_with("/config")));
+        assert!(msgs
+            .iter()
+            .any(|(t, _)| t == "ha/sensor/node/main_raw_value/config"));
+        assert!(msgs
+            .iter()
+            .any(|(t, _)| t == "ha/binary_sensor/node/process_error/config"));
+        assert!(msgs
+            .iter()
+            .any(|(t, _)| t == "ha/button/node/cycle_start/config"));
+    }
+
+    #[test]
+    fn only_first_message_carries_full_device() {
+        let facts = DeviceFacts {
+            board_type: "B".into(),
+            firmware_version: "v1".into(),
+            ip_address: "10.0.0.2".into(),
+        };
+        let msgs = discovery_messages(&config(json!({})), &facts);
+        let full: Vec<serde_json::Value> = msgs
+            .iter()
+            .map(|(_, p)| serde_json::from_str(p).unwrap())
+            .collect();
+        assert_eq!(full[0]["dev"]["sw"], "v1");
+        assert_eq!(full[0]["dev"]["cu"], "http://10.0.0.2");
+        assert!(full[1..]
+            .iter()
+            .all(|v| v["dev"] == json!({"ids": ["node"]})));
+    }
+
+    #[test]
+    fn interval_in_rate_per_interval_name() {
+        let msgs = discovery_messages(
+            &config(json!({"operationmode": {"automaticprocessinterval": 2.5}})),
+            &DeviceFacts::default(),
+        );
+        let (_, p) = msgs
+            .iter()
+            .find(|(t, _)| t.ends_with("main_rate_per_interval/config"))
+            .unwrap();
+        assert!(p.contains("Rate / Interval (2.5min)"), "{p}");
+    }
+
+    #[test]
+    fn process_error_problem_template() {
+        let msgs = discovery_messages(&config(json!({})), &DeviceFacts::default());
+        let (_, p) = msgs
+            .iter()
+            .find(|(t, _)| t.contains("binary_sensor/node/process_error/"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(p).unwrap();
+        assert_eq!(v["dev_cla"], "problem");
+        assert!(v["val_tpl"].as_str().unwrap().contains("'-2'"));
+        assert!(v.get("ent_cat").is_none());
+    }
+}

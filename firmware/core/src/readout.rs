@@ -314,6 +314,13 @@ mod tests {
         assert_eq!(eval_digit(t(1.2), t(5.0), 5, false, 0), 1);
         assert_eq!(eval_digit(t(1.5), t(5.0), 5, false, 0), 1);
         assert_eq!(eval_digit(t(9.8), t(5.0), 5, false, 0), 0);
+        // The band is 0.3 wide: 1.7 rounds, 1.6 does not.
+        assert_eq!(eval_digit(t(1.7), t(5.0), 5, false, 0), 2);
+        assert_eq!(eval_digit(t(1.6), t(5.0), 5, false, 0), 1);
+        // The predecessor's safe area starts at 0.7 and ends at 9.3.
+        assert_eq!(eval_digit(t(2.8), t(0.7), 0, false, 0), 3);
+        assert_eq!(eval_digit(t(2.8), t(0.6), 0, false, 0), 3);
+        assert_eq!(eval_digit(t(2.4), t(9.3), 9, false, 0), 2);
     }
 
     #[test]
@@ -336,6 +343,13 @@ mod tests {
         assert_eq!(eval_analog(55, 9), 5);
         // Ambiguous but predecessor in the middle -> keep.
         assert_eq!(eval_analog(29, 5), 2);
+        // The tolerance is 0.3: 2.7 is still ambiguous, so a predecessor at 0 lifts it to 3 ...
+        assert_eq!(eval_analog(27, 0), 3);
+        // ... but 2.6 is not.
+        assert_eq!(eval_analog(26, 0), 2);
+        // Predecessor exactly at the tolerance (0.3 / 9.7 boundary) still counts.
+        assert_eq!(eval_analog(29, 3), 3);
+        assert_eq!(eval_analog(31, 7), 2);
     }
 
     #[test]

@@ -1266,3 +1266,102 @@ fn same_events_same_actions() {
     };
     assert_eq!(run(), run());
 }
+
+// ---- more edges ----
+
+#[test]
+fn deviation_then_error_resets_the_other_counter() {
+    let cfg = manual(post(json!({"maxratechecktype": 2, "maxrate": 1})));
+    let mut b = Bench::online(&cfg);
+    b.console("frame main digits=1,0,0");
+    b.cycle();
+    b.console("frame main digits=2,0,0");
+    b.cycle();
+    assert_eq!(b.get("/process/status/process_error"), Some("1"));
+    b.console("frame main align=fail");
+    b.cycle();
+    assert_eq!(
+        b.get("/process/status/process_error"),
+        Some("-1"),
+        "an error replaces the deviation streak"
+    );
+}
+
+#[test]
+fn uptime_counts_from_boot() {
+    let mut b = Bench::online(&manual(json!({})));
+    b.advance_s(3600);
+    b.cycle();
+    assert_eq!(b.get("/device/status/device_uptime"), Some("3601"));
+}
+
+#[test]
+fn gpio_config_change_reconfigures_pins_and_subscriptions() {
+    let mut b = Bench::online(&manual(json!({})));
+    let before = b.subscriptions.len();
+    let r = b.http("POST", "/api/config", "", r#"{"gpio": {"gpiopin": [{"gpionumber": 5, "pinenabled": true, "pinname": "pump", "pinmode": "output", "exposetomqtt": true}]}}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(b.all.contains(&Action::ConfigurePin {
+        pin: 5,
+        mode: meter_core::gpio::PinMode::Output
+    }));
+    assert!(b.subscriptions[before..].contains(&"meter/device/gpio/pump/ctrl".to_string()));
+    b.mqtt("/device/gpio/pump/ctrl", r#"{"state":1}"#);
+    assert_eq!(b.get("/device/gpio/pump/state"), Some(r#"{"state":1}"#));
+}
+
+#[test]
+fn discovery_not_retained_unless_configured() {
+    let b = Bench::online(&manual(
+        json!({"mqtt": {"homeassistant": {"discoveryenabled": true, "retaindiscovery": false}}}),
+    ));
+    assert!(!b.tree["homeassistant/sensor/meter/connection/config"].retain);
+}
+
+#[test]
+fn foreign_topics_and_ha_status_without_discovery_are_ignored() {
+    let mut b = Bench::online(&manual(json!({})));
+    b.clear();
+    b.send(Event::MqttMessage {
+        topic: "homeassistant/status".into(),
+        payload: b"online".to_vec(),
+    });
+    b.send(Event::MqttMessage {
+        topic: "other/process/ctrl/cycle_start".into(),
+        payload: b"1".to_vec(),
+    });
+    b.mqtt("/process/ctrl/unknown", "1");
+    assert!(b.tree.is_empty());
+    assert_eq!(b.engine.cycle_counter(), 0);
+    assert!(b.engine.last_error().is_none());
+}
+
+#[test]
+fn sequence_added_by_config_appears_in_next_cycle() {
+    let mut b = Bench::online(&manual(json!({})));
+    b.cycle();
+    assert_eq!(b.get("/process/data/number_sequences"), Some("1"));
+    let patch = json!({"numbersequences": {"sequence": [{"sequenceid": 0, "sequencename": "main"}, {"sequenceid": 4, "sequencename": "new"}]},
+                       "digit": {"sequence": [{"sequenceid": 0, "roi": [{"name": "d1"}, {"name": "d2"}, {"name": "d3"}]},
+                                              {"sequenceid": 4, "roi": [{"name": "n1"}]}]}});
+    assert_eq!(
+        b.http("POST", "/api/config", "", &patch.to_string()).status,
+        200
+    );
+    b.console("frame new digits=7");
+    b.cycle();
+    assert_eq!(b.get("/process/data/number_sequences"), Some("2"));
+    // New sequences get the default post-processing: extended resolution adds the tenth.
+    assert_eq!(b.json("/process/data/4/json")["actual_value"], "7.0");
+}
+
+#[test]
+fn disconnect_stops_publishing_until_reconnect() {
+    let mut b = Bench::online(&manual(json!({})));
+    b.send(Event::MqttDisconnected);
+    b.clear();
+    b.cycle_without_mqtt();
+    assert!(b.publishes.is_empty());
+    b.send(Event::MqttConnected);
+    assert_eq!(b.get("/device/status/connection"), Some("online"));
+}
