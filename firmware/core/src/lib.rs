@@ -21,6 +21,7 @@ pub mod postprocess;
 pub mod readout;
 pub mod rest;
 pub mod time;
+pub mod web;
 
 pub use engine::{
     Action, BoardInfo, BoardStatus, Boot, Engine, Event, HttpRequest, HttpResponse, Level,

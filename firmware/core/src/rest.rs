@@ -51,6 +51,11 @@ fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 impl Engine {
     pub(crate) fn on_http(&mut self, req: &HttpRequest) -> HttpResponse {
         match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/") => reply(
+                200,
+                "text/html; charset=utf-8",
+                crate::web::page(&self.config_redacted(), self.config()),
+            ),
             ("GET", "/mqtt") => self.rest_mqtt(&req.query),
             ("GET", "/api/config") => reply(200, JSON, self.config_redacted().to_string()),
             ("POST", "/api/config") => self.rest_post_config(&req.body),

@@ -1365,3 +1365,18 @@ fn disconnect_stops_publishing_until_reconnect() {
     b.send(Event::MqttConnected);
     assert_eq!(b.get("/device/status/connection"), Some("online"));
 }
+
+#[test]
+fn web_page_shows_running_config_without_secrets() {
+    let mut b = Bench::online(&manual(
+        json!({"mqtt": {"authmode": 1, "username": "u", "password": "topsecret"}}),
+    ));
+    let r = b.http("GET", "/", "", "");
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/html"));
+    assert!(r.body.contains("Settings &gt; Configuration"));
+    assert!(r
+        .body
+        .contains("name=\"mqtt.maintopic\" data-kind=\"string\" value=\"meter\""));
+    assert!(!r.body.contains("topsecret"));
+}
