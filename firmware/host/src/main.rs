@@ -1,9 +1,24 @@
-//! `virtual-board`: the meter firmware core on the host.
+//! `virtual-board`: the meter firmware core on the host, reached exactly like a real board.
 //!
-//! Today it offers the offline `replay` (tune post-processing on recorded readings without a board or a broker).
-//! The board mode (`--state-dir`: MQTT, PTY console, web config, GPIO lines) is the next step of issue 3.
+//! ```text
+//! virtual-board --state-dir DIR [--config FILE] [--download]
+//! virtual-board replay --config FILE --frames FILE.jsonl [--start UNIX]
+//! ```
+//!
+//! When ready, board mode prints ONE JSON line on stdout:
+//! `{"serial": "/dev/pts/N", "http": "127.0.0.1:PORT", "gpio": "DIR/gpio.sock", "pid": N}`; logs go to stderr
+//! and to the UART. The UART is a pseudo-terminal with the console grammar of `meter_core::console`; the GPIO
+//! endpoint is a Unix socket speaking JSON lines (see `gpio_lines`). SIGKILL is a power loss, SIGTERM the reset
+//! button (both drop the MQTT connection without DISCONNECT, so the broker publishes the LWT); a restart on the
+//! same DIR is a reboot.
 
+mod board;
+mod flash;
+mod gpio_lines;
+mod http;
+mod mqtt;
 mod replay;
+mod uart;
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -17,14 +32,20 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "virtual-board",
     version,
-    about = "The meter firmware core on the host"
+    about = "The meter firmware core on the host, reached like a real board"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// The board's flash: config, fallback values, flashed image (board mode, not available yet).
+    /// The board's flash: config, fallback values, flashed image. Required in board mode.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Seed the config (reference config.json schema, may be partial: defaults fill the rest).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Start in ROM serial download mode.
+    #[arg(long)]
+    download: bool,
 }
 
 #[derive(Subcommand)]
@@ -45,10 +66,15 @@ enum Command {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Replay { config, frames, start }) => {
-            let config_text =
-                std::fs::read_to_string(&config).with_context(|| format!("cannot read config {}", config.display()))?;
-            let file = File::open(&frames).with_context(|| format!("cannot open frames {}", frames.display()))?;
+        Some(Command::Replay {
+            config,
+            frames,
+            start,
+        }) => {
+            let config_text = std::fs::read_to_string(&config)
+                .with_context(|| format!("cannot read config {}", config.display()))?;
+            let file = File::open(&frames)
+                .with_context(|| format!("cannot open frames {}", frames.display()))?;
             let stdout = std::io::stdout().lock();
             let cycles = replay::run(&config_text, BufReader::new(file), start, stdout)
                 .with_context(|| format!("replay of {}", frames.display()))?;
@@ -56,10 +82,19 @@ fn run(cli: Cli) -> Result<()> {
             std::io::stdout().flush()?;
             Ok(())
         }
-        None => match cli.state_dir {
-            Some(_) => bail!("board mode (--state-dir) is not available in this build yet; use `virtual-board replay`"),
-            None => bail!("nothing to do: give a subcommand (try `virtual-board --help`)"),
-        },
+        None => {
+            let Some(state_dir) = cli.state_dir else {
+                bail!("--state-dir DIR is required (the board's flash), or use `virtual-board replay`");
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(board::run(board::Options {
+                state_dir,
+                config: cli.config,
+                download: cli.download,
+            }))
+        }
     }
 }
 

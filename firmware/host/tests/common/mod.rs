@@ -1,0 +1,558 @@
+//! Test bench for the virtual board: a broker (embedded rumqttd behind a cuttable TCP cable, or Debian's mosquitto
+//! with `MQTT_BROKER=mosquitto`), the board as a process, its PTY console, its GPIO socket, an MQTT observer.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique name for this test's board, topic and state dir.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+// ---- broker ----
+
+enum Kind {
+    /// rumqttd in-process; `cable` sits between clients and the broker.
+    Embedded { cable: Cable },
+    /// mosquitto as a child process on `port`.
+    Mosquitto {
+        child: Mutex<Option<Child>>,
+        port: u16,
+        conf: PathBuf,
+    },
+}
+
+pub struct Broker {
+    kind: Kind,
+    /// Where boards connect (through the cable for the embedded broker).
+    pub port: u16,
+    /// Where observers connect: straight to the broker, so an outage only cuts the boards off.
+    pub direct_port: u16,
+}
+
+impl Broker {
+    pub async fn start() -> Broker {
+        if std::env::var("MQTT_BROKER").as_deref() == Ok("mosquitto") {
+            let port = free_port();
+            let conf = std::env::temp_dir().join(format!("mosq-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            )
+            .unwrap();
+            let child = spawn_mosquitto(&conf);
+            wait_port(port).await;
+            return Broker {
+                kind: Kind::Mosquitto {
+                    child: Mutex::new(Some(child)),
+                    port,
+                    conf,
+                },
+                port,
+                direct_port: port,
+            };
+        }
+        let inner = free_port();
+        start_rumqttd(inner);
+        wait_port(inner).await;
+        let cable = Cable::start(inner).await;
+        let port = cable.port;
+        Broker {
+            kind: Kind::Embedded { cable },
+            port,
+            direct_port: inner,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// True when a message published during an outage still reaches a persistent session afterwards.
+    pub fn keeps_sessions(&self) -> bool {
+        matches!(self.kind, Kind::Embedded { .. })
+    }
+
+    /// Takes the broker away (mosquitto: stopped; embedded: every connection cut and new ones refused).
+    pub async fn outage_begin(&self) {
+        match &self.kind {
+            Kind::Embedded { cable } => cable.cut(true),
+            Kind::Mosquitto { child, .. } => {
+                if let Some(mut c) = child.lock().unwrap().take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+
+    pub async fn outage_end(&self) {
+        match &self.kind {
+            Kind::Embedded { cable } => cable.cut(false),
+            Kind::Mosquitto { child, port, conf } => {
+                *child.lock().unwrap() = Some(spawn_mosquitto(conf));
+                wait_port(*port).await;
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Kind::Mosquitto { child, .. } = &self.kind {
+            if let Some(mut c) = child.lock().unwrap().take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn spawn_mosquitto(conf: &PathBuf) -> Child {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    Command::new(
+        bin.expect(
+            "MQTT_BROKER=mosquitto but mosquitto is not installed (apt-get install mosquitto)",
+        ),
+    )
+    .arg("-c")
+    .arg(conf)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn mosquitto")
+}
+
+async fn wait_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            start.elapsed() < WAIT,
+            "broker on port {port} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn start_rumqttd(port: u16) {
+    use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+    let connections = ConnectionSettings {
+        connection_timeout_ms: 5000,
+        max_payload_size: 1024 * 1024,
+        max_inflight_count: 500,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = ServerSettings {
+        name: "v4".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections,
+    };
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 1000,
+            max_outgoing_packet_count: 2000,
+            max_segment_size: 10 * 1024 * 1024,
+            max_segment_count: 10,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(HashMap::from([("v4".to_string(), server)])),
+        v5: None,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    };
+    std::thread::spawn(move || {
+        let mut broker = rumqttd::Broker::new(config);
+        let _ = broker.start();
+    });
+}
+
+/// A TCP pass-through that can be cut: cut() drops every connection and refuses new ones until restored.
+pub struct Cable {
+    pub port: u16,
+    down: Arc<AtomicBool>,
+    epoch: Arc<AtomicU32>,
+}
+
+impl Cable {
+    async fn start(target: u16) -> Cable {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let epoch = Arc::new(AtomicU32::new(0));
+        let (d, e) = (down.clone(), epoch.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let (d, e) = (d.clone(), e.clone());
+                let born = e.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let pump = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let watch = async {
+                        while !d.load(Ordering::SeqCst) && e.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = pump => {}, _ = watch => {} }
+                });
+            }
+        });
+        Cable { port, down, epoch }
+    }
+
+    fn cut(&self, down: bool) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+// ---- observer ----
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub payload: String,
+    pub retain: bool,
+}
+
+/// Subscribes to `#` and records every publish (the last per topic, and the full history).
+pub struct Observer {
+    pub client: AsyncClient,
+    tree: Arc<Mutex<BTreeMap<String, Seen>>>,
+    history: Arc<Mutex<Vec<(String, Seen)>>>,
+}
+
+impl Observer {
+    pub async fn connect(broker: &Broker, filter: &str) -> Observer {
+        let mut opts = MqttOptions::new(unique("obs"), "127.0.0.1", broker.direct_port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
+        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+        let tree: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
+        let history: Arc<Mutex<Vec<(String, Seen)>>> = Arc::default();
+        let (t, h) = (tree.clone(), history.clone());
+        let (sub_client, sub_filter) = (client.clone(), filter.to_string());
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    // Every (re)connect gets the subscription again (a restarted broker forgot it).
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = sub_client.try_subscribe(sub_filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let seen = Seen {
+                            payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                            retain: p.retain,
+                        };
+                        t.lock().unwrap().insert(p.topic.clone(), seen.clone());
+                        h.lock().unwrap().push((p.topic, seen));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .expect("observer subscribed")
+            .unwrap();
+        Observer {
+            client,
+            tree,
+            history,
+        }
+    }
+
+    pub fn get(&self, topic: &str) -> Option<Seen> {
+        self.tree.lock().unwrap().get(topic).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        self.tree.lock().unwrap().keys().cloned().collect()
+    }
+
+    pub fn history_of(&self, topic: &str) -> Vec<String> {
+        self.history
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, s)| s.payload.clone())
+            .collect()
+    }
+
+    /// Waits until `topic` carries `payload`; the failure says what the topic had instead.
+    pub async fn wait_for(&self, topic: &str, payload: &str) -> Seen {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.get(topic) {
+                if s.payload == payload {
+                    return s;
+                }
+            }
+            if start.elapsed() > WAIT {
+                panic!(
+                    "'{topic}' never read '{payload}'; it had {:?}; history {:?}",
+                    self.get(topic),
+                    self.history_of(topic)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn wait_some(&self, topic: &str) -> Seen {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.get(topic) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "'{topic}' was never published; seen: {:?}",
+                self.topics()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+}
+
+// ---- the board ----
+
+pub struct Board {
+    pub child: Child,
+    pub ready: Value,
+    pub state_dir: PathBuf,
+    pub topic: String,
+    console_tx: std::fs::File,
+    console_rx: std::sync::mpsc::Receiver<String>,
+    pub console_log: Arc<Mutex<Vec<String>>>,
+}
+
+/// A config for a board on `broker` with main topic `topic`, merged with `extra`.
+pub fn config(broker: &Broker, topic: &str, extra: Value) -> Value {
+    let mut base = json!({
+        "operationmode": {"opmode": 0},
+        "digit": {"sequence": [{"sequenceid": 0, "roi": [{"name": "d1"}, {"name": "d2"}, {"name": "d3"}]}]},
+        "analog": {"sequence": [{"sequenceid": 0, "roi": []}]},
+        "postprocessing": {"sequence": [{"sequenceid": 0, "extendedresolution": false, "maxratechecktype": 0}]},
+        "mqtt": {"enabled": true, "uri": broker.uri(), "maintopic": topic, "clientid": topic},
+        "gpio": {"gpiopin": [
+            {"gpionumber": 12, "pinenabled": true, "pinname": "relay", "pinmode": "output", "exposetomqtt": true},
+            {"gpionumber": 13, "pinenabled": true, "pinmode": "output-pwm", "pwmfrequency": 5000, "exposetomqtt": true},
+            {"gpionumber": 14, "pinenabled": true, "pinname": "door", "pinmode": "input", "inputdebouncetime": 0, "exposetomqtt": true},
+            {"gpionumber": 4, "pinenabled": true, "pinname": "flash", "pinmode": "flashlight-default"}
+        ]},
+        "network": {"time": {"timezone": "UTC0"}}
+    });
+    merge(&mut base, &extra);
+    base
+}
+
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(e) if e.is_object() && v.is_object() => merge(e, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+impl Board {
+    /// Starts a board on a fresh state dir with this config.
+    pub fn start(topic: &str, config: &Value) -> Board {
+        let state_dir = std::env::temp_dir().join(format!("vb-{topic}"));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let cfg = state_dir.join("seed.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        Board::spawn(topic, state_dir, Some(cfg))
+    }
+
+    /// Starts (or restarts) the board process on an existing state dir.
+    pub fn spawn(topic: &str, state_dir: PathBuf, config: Option<PathBuf>) -> Board {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtual-board"));
+        cmd.arg("--state-dir").arg(&state_dir);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        // The board's log stays in its state dir for post-mortems of a failed test.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state_dir.join("board.log"))
+            .unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn virtual-board");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("ready line");
+        let ready: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+        let serial = ready["serial"].as_str().unwrap().to_string();
+        let port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&serial)
+            .expect("open serial");
+        let reader = port.try_clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(reader);
+            let mut buf = String::new();
+            while r.read_line(&mut buf).map(|n| n > 0).unwrap_or(false) {
+                let line = buf.trim_end().to_string();
+                l.lock().unwrap().push(line.clone());
+                if line.starts_with("ok") || line.starts_with("err ") {
+                    let _ = tx.send(line);
+                }
+                buf.clear();
+            }
+        });
+        Board {
+            child,
+            ready,
+            state_dir,
+            topic: topic.to_string(),
+            console_tx: port,
+            console_rx: rx,
+            console_log: log,
+        }
+    }
+
+    /// Sends a console line and returns the `ok ...` / `err ...` reply.
+    pub fn console(&mut self, line: &str) -> String {
+        while self.console_rx.try_recv().is_ok() {}
+        self.console_tx
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        self.console_rx
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no reply to '{line}'"))
+    }
+
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        http(self.ready["http"].as_str().unwrap(), method, path, body)
+    }
+
+    /// One request on the GPIO socket.
+    pub fn gpio(&self, request: Value) -> Value {
+        let mut s =
+            std::os::unix::net::UnixStream::connect(self.ready["gpio"].as_str().unwrap()).unwrap();
+        s.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    pub fn signal(&mut self, sig: &str) {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let _ = self.child.wait();
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn t(&self, rel: &str) -> String {
+        format!("{}{rel}", self.topic)
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client: (status, body).
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}", body.len()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
