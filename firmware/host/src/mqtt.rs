@@ -115,6 +115,10 @@ pub fn connect(
         )));
     }
     let (client, mut eventloop) = AsyncClient::new(options, 4096);
+    // Small control messages must not wait for Nagle + delayed ACK (~40 ms each way on loopback).
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let task = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut connected = false;

@@ -425,3 +425,81 @@ fn bad_seed_config_fails_with_the_path() {
     );
     assert!(out.stdout.is_empty(), "no ready line");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_during_config_saves_leaves_old_or_new() {
+    let broker = Broker::start().await;
+    for round in 0..8u64 {
+        let topic = unique("vbsave");
+        let mut board = Board::start(&topic, &config(&broker, &topic, json!({})));
+        let addr = board.ready["http"].as_str().unwrap().to_string();
+        let writer = std::thread::spawn(move || {
+            for i in 0..200 {
+                let body =
+                    json!({"operationmode": {"automaticprocessinterval": format!("{}.5", i + 1)}})
+                        .to_string();
+                if std::net::TcpStream::connect(&addr).is_err() {
+                    return;
+                }
+                let _ =
+                    std::panic::catch_unwind(|| common::http(&addr, "POST", "/api/config", &body));
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20 + round * 15)).await;
+        board.signal("KILL");
+        let _ = writer.join();
+        let text = std::fs::read_to_string(board.state_dir.join("config.json"))
+            .expect("config.json survives");
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("round {round}: torn config: {e}"));
+        assert!(
+            v["operationmode"]["automaticprocessinterval"].is_string()
+                || v["operationmode"]["automaticprocessinterval"].is_number()
+        );
+        // And the board boots from it.
+        let (dir, t) = (board.state_dir.clone(), board.topic.clone());
+        drop(board);
+        let mut again = Board::spawn(&t, dir, None);
+        assert!(again.console("status").starts_with("ok "));
+    }
+}
+
+#[test]
+fn download_flag_starts_in_rom_mode() {
+    let dir = std::env::temp_dir().join(unique("vb-dl"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_virtual-board"))
+        .arg("--state-dir")
+        .arg(&dir)
+        .arg("--download")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let port = std::fs::File::open(ready["serial"].as_str().unwrap()).unwrap();
+    let mut uart = std::io::BufReader::new(port);
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l == "waiting for download") {
+        assert!(
+            start.elapsed() < common::WAIT,
+            "no download banner: {seen:?}"
+        );
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut uart, &mut l).unwrap();
+        seen.push(l.trim_end().to_string());
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("boot:0x7 (DOWNLOAD")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("App version")),
+        "the app does not start"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

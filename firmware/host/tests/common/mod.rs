@@ -63,7 +63,7 @@ impl Broker {
             let conf = std::env::temp_dir().join(format!("mosq-{port}.conf"));
             std::fs::write(
                 &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"),
             )
             .unwrap();
             let child = spawn_mosquitto(&conf);
@@ -260,6 +260,7 @@ pub struct Seen {
 /// Subscribes to `#` and records every publish (the last per topic, and the full history).
 pub struct Observer {
     pub client: AsyncClient,
+    notify: Arc<tokio::sync::Notify>,
     tree: Arc<Mutex<BTreeMap<String, Seen>>>,
     history: Arc<Mutex<Vec<(String, Seen)>>>,
 }
@@ -270,9 +271,13 @@ impl Observer {
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let tree: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
         let history: Arc<Mutex<Vec<(String, Seen)>>> = Arc::default();
-        let (t, h) = (tree.clone(), history.clone());
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let (t, h, n) = (tree.clone(), history.clone(), notify.clone());
         let (sub_client, sub_filter) = (client.clone(), filter.to_string());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
@@ -295,6 +300,7 @@ impl Observer {
                         };
                         t.lock().unwrap().insert(p.topic.clone(), seen.clone());
                         h.lock().unwrap().push((p.topic, seen));
+                        n.notify_waiters();
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -307,6 +313,7 @@ impl Observer {
             .unwrap();
         Observer {
             client,
+            notify,
             tree,
             history,
         }
@@ -363,6 +370,11 @@ impl Observer {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Returns after the next publish arrives (or 50 ms, so a waiter re-checks its deadline).
+    async fn changed(&self) {
+        let _ = tokio::time::timeout(Duration::from_millis(50), self.notify.notified()).await;
     }
 
     pub async fn publish(&self, topic: &str, payload: &str) {
