@@ -54,6 +54,7 @@ struct Board {
     lines: Lines,
     mqtt: Option<Connection>,
     mqtt_up: bool,
+    last_mqtt_failure: Option<String>,
     generation: u64,
     mqtt_events: mpsc::Sender<MqttEvent>,
     download: bool,
@@ -251,14 +252,22 @@ impl Board {
         match event {
             MqttEvent::Connected(g) if g == self.generation && !self.download => {
                 self.mqtt_up = true;
+                self.last_mqtt_failure = None;
                 self.handle(Event::MqttConnected);
             }
-            MqttEvent::Disconnected(g, why)
-                if g == self.generation && !self.download && self.mqtt_up =>
-            {
-                self.mqtt_up = false;
-                self.log(Level::Warn, &format!("MQTT: connection lost: {why}"));
-                self.handle(Event::MqttDisconnected);
+            MqttEvent::Disconnected(g, why) if g == self.generation && !self.download => {
+                if self.mqtt_up {
+                    self.mqtt_up = false;
+                    self.log(Level::Warn, &format!("MQTT: connection lost: {why}"));
+                    self.handle(Event::MqttDisconnected);
+                } else if self.last_mqtt_failure.as_deref() != Some(why.as_str()) {
+                    // Retries repeat the same reason; say it once.
+                    self.log(
+                        Level::Error,
+                        &format!("MQTT: cannot connect: {why} (retrying with backoff)"),
+                    );
+                    self.last_mqtt_failure = Some(why);
+                }
             }
             MqttEvent::Message(g, topic, payload) if g == self.generation && !self.download => {
                 self.handle(Event::MqttMessage { topic, payload });
@@ -342,6 +351,7 @@ pub async fn run(opts: Options) -> Result<()> {
         lines,
         mqtt: None,
         mqtt_up: false,
+        last_mqtt_failure: None,
         generation: 0,
         mqtt_events: mqtt_tx,
         download: false,
