@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 
 use serde_json::Value;
 
-use crate::config::{get_path, Config};
+use crate::config::{get_path, Config, RateCheck};
 use crate::gpio::PinMode;
 
 /// HTML-escapes text for element content and attribute values.
@@ -96,11 +96,15 @@ function setPath(obj, path, value) {
 }
 document.getElementById('config').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const patch = {};
+  // Start from the stored document so keys the form does not show are kept (arrays are replaced whole).
+  const patch = await (await fetch('/api/config')).json();
   for (const el of ev.target.querySelectorAll('[name]')) {
     let v = el.value;
     if (el.dataset.kind === 'bool') v = el.checked;
-    else if (el.dataset.kind === 'number') v = v === '' ? null : Number(v);
+    else if (el.dataset.kind === 'number') {
+      if (v.trim() === '') continue;
+      v = Number(v);
+    }
     setPath(patch, el.name, v);
   }
   for (const e of document.querySelectorAll('.error')) e.textContent = '';
@@ -116,8 +120,49 @@ document.getElementById('config').addEventListener('submit', async (ev) => {
 });
 "#;
 
+/// The document with the effective value of every post-processing key filled in: array entries replace their
+/// defaults whole, so a key absent from an entry would otherwise show (and save) as empty / unchecked.
+fn with_effective_values(doc: &Value, config: &Config) -> Value {
+    let mut doc = doc.clone();
+    if let Some(entries) = doc
+        .pointer_mut("/postprocessing/sequence")
+        .and_then(Value::as_array_mut)
+    {
+        for entry in entries.iter_mut() {
+            let id = entry.get("sequenceid").and_then(Value::as_u64);
+            let Some(seq) = config
+                .sequences
+                .iter()
+                .find(|s| Some(u64::from(s.id)) == id)
+            else {
+                continue;
+            };
+            let p = &seq.post;
+            let check = match p.max_rate_check {
+                RateCheck::Off => 0,
+                RateCheck::PerMinute => 1,
+                RateCheck::PerInterval => 2,
+            };
+            let effective = serde_json::json!({
+                "decimalshift": p.decimal_shift, "analogdigitsyncvalue": p.analog_digit_sync_value,
+                "extendedresolution": p.extended_resolution, "ignoreleadingnan": p.ignore_leading_nan,
+                "checkdigitincreaseconsistency": p.check_digit_increase_consistency, "maxratechecktype": check,
+                "maxrate": p.max_rate, "allownegativerate": p.allow_negative_rate,
+                "usefallbackvalue": p.use_fallback_value, "fallbackvalueagestartup": p.fallback_value_age_startup,
+            });
+            if let (Some(entry), Some(effective)) = (entry.as_object_mut(), effective.as_object()) {
+                for (k, v) in effective {
+                    entry.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    doc
+}
+
 /// The configuration page for the running config document.
 pub fn page(doc: &Value, config: &Config) -> String {
+    let doc = &with_effective_values(doc, config);
     let mut html = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>meterrig — Configuration</title>\n\
 <style>body{font-family:sans-serif;max-width:52em;margin:1em auto}fieldset{margin:1em 0}.field{margin:.3em 0}\
@@ -325,5 +370,23 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "nothing loaded from the internet"
         );
+    }
+
+    #[test]
+    fn absent_keys_of_array_entries_show_their_effective_value() {
+        // usefallbackvalue and extendedresolution default to true; the entry does not name them.
+        let (doc, config) =
+            Config::from_partial(&json!({"postprocessing": {"sequence": [{"sequenceid": 0}]}}))
+                .unwrap();
+        let html = page(&doc, &config);
+        assert!(html.contains(
+            "name=\"postprocessing.sequence[0].usefallbackvalue\" data-kind=\"bool\" checked"
+        ));
+        assert!(html.contains(
+            "name=\"postprocessing.sequence[0].extendedresolution\" data-kind=\"bool\" checked"
+        ));
+        assert!(html.contains(
+            "name=\"postprocessing.sequence[0].maxrate\" data-kind=\"number\" value=\"0.15\""
+        ));
     }
 }
