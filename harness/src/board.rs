@@ -1,0 +1,280 @@
+//! Boards the rig drives. A scenario talks to a [`Board`]: console, reset, power, GPIO lines, flashing. The
+//! [`VirtualBoard`] runs the `virtual-board` program; a serial board (real ESP32) comes with the ESP32-C3 issue.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// What went wrong with a board, said so that the fix is obvious.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("board program '{0}' not found: build it with `cargo build --release -p virtual-board` or pass --board-bin")]
+    BinaryMissing(PathBuf),
+    #[error("board did not start: {0}")]
+    Start(String),
+    #[error("no console reply to '{line}' within {timeout:?}; last console lines: {tail:?}")]
+    ConsoleTimeout {
+        line: String,
+        timeout: Duration,
+        tail: Vec<String>,
+    },
+    #[error("GPIO line: {0}")]
+    Gpio(String),
+    #[error("board is powered off")]
+    PoweredOff,
+    #[error("{0} is not supported by this board yet")]
+    Unsupported(&'static str),
+    #[error("I/O with the board: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A board under test, real or virtual: the same steps drive both.
+pub trait Board: Send {
+    /// Sends one console line and returns its `ok ...` / `err ...` reply.
+    fn console(&mut self, line: &str, timeout: Duration) -> Result<String, BoardError>;
+    /// Everything the board printed on its UART, with the time since the rig started it.
+    fn console_capture(&self) -> Vec<(Duration, String)>;
+    /// The reset button (no orderly MQTT disconnect); the board boots again from its flash.
+    fn reset(&mut self) -> Result<(), BoardError>;
+    /// Power off (a power loss).
+    fn power_off(&mut self) -> Result<(), BoardError>;
+    /// Power on after `power_off`.
+    fn power_on(&mut self) -> Result<(), BoardError>;
+    /// Drives an input pin from outside.
+    fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError>;
+    /// Reads an output pin: level and PWM duty (None without PWM).
+    fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError>;
+    /// Flashes an image (the flashing issue fills this in).
+    fn flash(&mut self, image: &Path) -> Result<(), BoardError>;
+    /// Base URL of the web interface, if the rig can reach it.
+    fn http_base(&self) -> Option<String>;
+}
+
+/// The `virtual-board` program on this machine.
+pub struct VirtualBoard {
+    bin: PathBuf,
+    state_dir: PathBuf,
+    child: Option<Child>,
+    ready: Value,
+    console_tx: Option<std::fs::File>,
+    replies: Option<mpsc::Receiver<String>>,
+    capture: Arc<Mutex<Vec<(Duration, String)>>>,
+    started: Instant,
+    keep_state: bool,
+}
+
+impl VirtualBoard {
+    /// Starts a board whose flash is `state_dir`, seeding `config` (a full or partial config document).
+    pub fn start(
+        bin: &Path,
+        state_dir: &Path,
+        config: Option<&Value>,
+    ) -> Result<VirtualBoard, BoardError> {
+        if !bin.exists() {
+            return Err(BoardError::BinaryMissing(bin.to_path_buf()));
+        }
+        std::fs::create_dir_all(state_dir)?;
+        if let Some(c) = config {
+            std::fs::write(state_dir.join("seed-config.json"), c.to_string())?;
+        }
+        let mut board = VirtualBoard {
+            bin: bin.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            child: None,
+            ready: Value::Null,
+            console_tx: None,
+            replies: None,
+            capture: Arc::default(),
+            started: Instant::now(),
+            keep_state: std::env::var_os("HIL_KEEP_STATE").is_some(),
+        };
+        board.spawn(config.is_some())?;
+        Ok(board)
+    }
+
+    fn spawn(&mut self, seed: bool) -> Result<(), BoardError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--state-dir").arg(&self.state_dir);
+        if seed {
+            cmd.arg("--config")
+                .arg(self.state_dir.join("seed-config.json"));
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state_dir.join("board.log"))?;
+        let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| BoardError::Start("no stdout".into()))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let ready: Value = serde_json::from_str(&line).map_err(|_| {
+            let log = std::fs::read_to_string(self.state_dir.join("board.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            BoardError::Start(format!("no ready line (got {line:?}); board log: {tail:?}"))
+        })?;
+        let serial = ready["serial"]
+            .as_str()
+            .ok_or_else(|| BoardError::Start("ready line without serial".into()))?;
+        let port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(serial)?;
+        let reader = port.try_clone()?;
+        let (tx, rx) = mpsc::channel();
+        let capture = self.capture.clone();
+        let started = self.started;
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(reader);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                        if let Ok(mut c) = capture.lock() {
+                            c.push((started.elapsed(), line.clone()));
+                        }
+                        if (line.starts_with("ok") || line.starts_with("err "))
+                            && tx.send(line).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        self.child = Some(child);
+        self.ready = ready;
+        self.console_tx = Some(port);
+        self.replies = Some(rx);
+        Ok(())
+    }
+
+    /// The ready line of the running process.
+    pub fn ready(&self) -> &Value {
+        &self.ready
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn signal(&mut self, sig: &str) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+        self.console_tx = None;
+        self.replies = None;
+    }
+
+    fn gpio(&self, request: Value) -> Result<Value, BoardError> {
+        let path = self.ready["gpio"].as_str().ok_or(BoardError::PoweredOff)?;
+        let mut s = UnixStream::connect(path)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(format!("{request}\n").as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line)?;
+        let v: Value = serde_json::from_str(&line)
+            .map_err(|e| BoardError::Gpio(format!("bad reply {line:?}: {e}")))?;
+        if v["ok"] != true {
+            return Err(BoardError::Gpio(
+                v["error"].as_str().unwrap_or("refused").to_string(),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+impl Board for VirtualBoard {
+    fn console(&mut self, line: &str, timeout: Duration) -> Result<String, BoardError> {
+        let (Some(tx), Some(rx)) = (self.console_tx.as_mut(), self.replies.as_ref()) else {
+            return Err(BoardError::PoweredOff);
+        };
+        while rx.try_recv().is_ok() {}
+        tx.write_all(format!("{line}\n").as_bytes())?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| BoardError::ConsoleTimeout {
+                line: line.to_string(),
+                timeout,
+                tail: self
+                    .console_capture()
+                    .iter()
+                    .rev()
+                    .take(5)
+                    .map(|(_, l)| l.clone())
+                    .collect(),
+            })
+    }
+
+    fn console_capture(&self) -> Vec<(Duration, String)> {
+        self.capture.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn reset(&mut self) -> Result<(), BoardError> {
+        self.signal("TERM");
+        self.spawn(false)
+    }
+
+    fn power_off(&mut self) -> Result<(), BoardError> {
+        self.signal("KILL");
+        Ok(())
+    }
+
+    fn power_on(&mut self) -> Result<(), BoardError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        self.spawn(false)
+    }
+
+    fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError> {
+        self.gpio(json!({"cmd": "set", "pin": pin, "level": u8::from(high)}))
+            .map(|_| ())
+    }
+
+    fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError> {
+        let v = self.gpio(json!({"cmd": "get", "pin": pin}))?;
+        Ok((v["level"] == 1, v["duty"].as_u64().map(|d| d as u32)))
+    }
+
+    fn flash(&mut self, _image: &Path) -> Result<(), BoardError> {
+        Err(BoardError::Unsupported("flashing"))
+    }
+
+    fn http_base(&self) -> Option<String> {
+        self.ready["http"].as_str().map(|a| format!("http://{a}"))
+    }
+}
+
+impl Drop for VirtualBoard {
+    fn drop(&mut self) {
+        self.signal("KILL");
+        if !self.keep_state {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
+    }
+}
+
+/// Finds `virtual-board` next to the running program (the cargo target dir), or fails with the build command.
+pub fn default_board_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test binaries live in target/<profile>/deps.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("virtual-board")
+}

@@ -1,0 +1,13 @@
+//! meterrig's rig: boards (virtual, and serial with the ESP32-C3 issue), the broker, the observer, snapshots,
+//! migration-notes and Home Assistant checks, and the cucumber World + steps that scenarios in `features/` use.
+//! It knows the device only through the spec, the fixtures and the snapshots: it never links firmware code.
+
+pub mod board;
+pub mod broker;
+pub mod ha;
+pub mod migration;
+pub mod observer;
+pub mod runner;
+pub mod snapshot;
+pub mod tags;
+pub mod world;

@@ -1,0 +1,364 @@
+//! `hil`: run Gherkin scenarios on virtual (and, with the ESP32-C3 issue, real) boards, watch a device's topic tree,
+//! run a broker, verify the migration notes and the Home Assistant discovery of a live device.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use harness::broker::{self, BrokerTarget};
+use harness::observer::Observer;
+use harness::runner::{self, SuiteOptions};
+use harness::tags::Expr;
+use harness::{ha, migration, snapshot};
+
+#[derive(Parser)]
+#[command(name = "hil", version, about = "meterrig hardware-in-the-loop rig")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scenarios (all of features/ by default) on virtual boards.
+    Run {
+        /// External broker (default: an embedded broker on 127.0.0.1).
+        #[arg(long)]
+        broker: Option<String>,
+        /// Broker user name / password (external broker).
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// Tag expression, e.g. '@gpio and not @faults'.
+        #[arg(long)]
+        tags: Option<String>,
+        /// Write a JUnit XML report.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Scenarios at once (each has its own board).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// The virtual-board program (default: next to hil).
+        #[arg(long)]
+        board_bin: Option<PathBuf>,
+        /// Fail instead of skipping @browser scenarios when no browser is installed.
+        #[arg(long)]
+        require_browser: bool,
+        /// Feature files or directories.
+        features: Vec<PathBuf>,
+    },
+    /// Watch a device's live topic tree (like MQTT Explorer, in a terminal).
+    Tree {
+        #[arg(long)]
+        broker: String,
+        #[arg(long)]
+        root: String,
+        /// Seconds to listen before printing.
+        #[arg(long = "for", default_value_t = 3.0)]
+        for_secs: f64,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the embedded broker until Ctrl-C.
+    Broker {
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        listen: SocketAddr,
+    },
+    /// Migration notes v16 -> v17.
+    Migration {
+        #[command(subcommand)]
+        command: MigrationCommand,
+    },
+    /// Home Assistant discovery.
+    Ha {
+        #[command(subcommand)]
+        command: HaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrationCommand {
+    /// Check a live device: every replacement published, no v16 topic.
+    Verify {
+        #[arg(long)]
+        broker: String,
+        #[arg(long)]
+        root: String,
+        #[arg(long)]
+        notes: Option<PathBuf>,
+        #[arg(long = "for", default_value_t = 3.0)]
+        for_secs: f64,
+    },
+    /// Write the markdown notes generated from the map.
+    Notes {
+        #[arg(long)]
+        notes: Option<PathBuf>,
+        #[arg(long, default_value = "docs/mqtt-api/migration-notes.md")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum HaCommand {
+    /// Cross-check every discovery config of a live device (and press its buttons).
+    Check {
+        #[arg(long)]
+        broker: String,
+        #[arg(long)]
+        root: String,
+        #[arg(long, default_value = "homeassistant")]
+        prefix: String,
+        #[arg(long = "for", default_value_t = 3.0)]
+        for_secs: f64,
+    },
+}
+
+fn repo_root() -> PathBuf {
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if compiled.join("features").exists() {
+        compiled
+    } else {
+        PathBuf::from(".")
+    }
+}
+
+fn browser_installed() -> bool {
+    ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+        .iter()
+        .all(|p| Path::new(p).exists())
+}
+
+fn count_tagged(dir: &Path, tag: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "feature"))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .matches(tag)
+                .count()
+        })
+        .sum()
+}
+
+async fn listen(broker: &str, filters: Vec<String>, secs: f64) -> Result<(Observer, BrokerTarget)> {
+    let target = BrokerTarget::parse(broker)?;
+    target.check_reachable().await?;
+    let obs = Observer::connect(&target, &filters).await?;
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    Ok((obs, target))
+}
+
+async fn run(cli: Cli) -> Result<bool> {
+    match cli.command {
+        Command::Run {
+            broker,
+            username,
+            password,
+            tags,
+            junit,
+            concurrency,
+            board_bin,
+            require_browser,
+            features,
+        } => {
+            let root = repo_root();
+            let mut target = match broker {
+                Some(uri) => BrokerTarget::parse(&uri)?,
+                None => broker::start_embedded("127.0.0.1:0".parse()?)?,
+            };
+            target.username = username;
+            target.password = password;
+            let mut expr = tags.as_deref().map(Expr::parse).transpose()?;
+            let browser_scenarios = count_tagged(&root.join("features"), "@browser");
+            if !browser_installed() {
+                if require_browser {
+                    bail!("--require-browser: no browser found; install it with `apt-get install -y chromium chromium-driver`");
+                }
+                if browser_scenarios > 0 {
+                    println!(
+                        "skipped: {browser_scenarios} @browser scenario(s), no browser installed (apt-get install -y chromium chromium-driver)"
+                    );
+                    let not_browser = Expr::Not(Box::new(Expr::Tag("browser".into())));
+                    expr = Some(match expr {
+                        Some(e) => Expr::And(Box::new(e), Box::new(not_browser)),
+                        None => not_browser,
+                    });
+                }
+            }
+            println!(
+                "broker {} · boards from {}",
+                target.uri(),
+                harness::board::default_board_bin().display()
+            );
+            let opts = SuiteOptions {
+                broker: target,
+                board_bin: board_bin.unwrap_or_else(harness::board::default_board_bin),
+                root,
+                features,
+                tags: expr,
+                junit,
+                concurrency: concurrency.max(1),
+            };
+            let result = runner::run(opts).await?;
+            println!("suite wall time: {:.2?}", result.wall);
+            Ok(!result.failed)
+        }
+        Command::Tree {
+            broker,
+            root,
+            for_secs,
+            json,
+        } => {
+            let (obs, _) = listen(&broker, vec![format!("{root}/#")], for_secs).await?;
+            let tree = obs.tree();
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> = tree
+                    .iter()
+                    .map(|(t, s)| (t.clone(), serde_json::json!({"payload": s.payload, "retain": s.retain, "qos": s.qos})))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&map)?);
+            } else {
+                println!(
+                    "{}",
+                    snapshot::tree_text(&tree, &snapshot::Placeholders::default())
+                );
+            }
+            Ok(true)
+        }
+        Command::Broker { listen: addr } => {
+            let target = broker::start_embedded(addr)?;
+            println!(
+                "embedded broker listening on {} (Ctrl-C stops it)",
+                target.uri()
+            );
+            tokio::signal::ctrl_c().await?;
+            Ok(true)
+        }
+        Command::Migration {
+            command: MigrationCommand::Notes { notes, output },
+        } => {
+            let path = notes.unwrap_or_else(|| repo_root().join("fixtures/migration/v16-v17.toml"));
+            let rows = migration::parse(
+                &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
+            )?;
+            std::fs::write(&output, migration::markdown(&rows))
+                .with_context(|| output.display().to_string())?;
+            println!("wrote {} ({} rows)", output.display(), rows.len());
+            Ok(true)
+        }
+        Command::Migration {
+            command:
+                MigrationCommand::Verify {
+                    broker,
+                    root,
+                    notes,
+                    for_secs,
+                },
+        } => {
+            let path = notes.unwrap_or_else(|| repo_root().join("fixtures/migration/v16-v17.toml"));
+            let rows = migration::parse(
+                &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
+            )?;
+            let (obs, _) = listen(
+                &broker,
+                vec![format!("{root}/#"), "homeassistant/#".into()],
+                for_secs,
+            )
+            .await?;
+            let tree = obs.tree();
+            let device = migration::Device::from_tree(&root, &tree);
+            let (table, ok) = migration::table(&migration::verify(&rows, &tree, &device));
+            print!("{table}");
+            println!(
+                "{}",
+                if ok {
+                    "migration notes hold"
+                } else {
+                    "migration notes do NOT hold"
+                }
+            );
+            Ok(ok)
+        }
+        Command::Ha {
+            command:
+                HaCommand::Check {
+                    broker,
+                    root,
+                    prefix,
+                    for_secs,
+                },
+        } => {
+            let (obs, _) = listen(
+                &broker,
+                vec![format!("{root}/#"), format!("{prefix}/#")],
+                for_secs,
+            )
+            .await?;
+            let tree = obs.tree();
+            let report = ha::check(&tree, &prefix);
+            println!("{} discovery configs under {prefix}/", report.configs);
+            for p in &report.problems {
+                println!("PROBLEM {}: {}", p.config_topic, p.message);
+            }
+            let mut ok = report.configs > 0 && report.problems.is_empty();
+            for (config, cmd, press) in &report.commands {
+                let counter = format!("{root}/process/status/cycle_counter");
+                let before = obs.get(&counter).map(|s| s.payload).unwrap_or_default();
+                obs.publish(cmd, press.as_bytes(), false).await?;
+                let effect = obs
+                    .wait_until(&counter, Duration::from_secs(10), "changed", |s| {
+                        s.payload != before
+                    })
+                    .await;
+                match effect {
+                    Ok(_) => println!("ok      {cmd}: pressing '{press}' started a cycle"),
+                    Err(e) => {
+                        ok = false;
+                        println!("PROBLEM {config}: pressing {cmd} had no effect: {e}");
+                    }
+                }
+            }
+            println!(
+                "{}",
+                if ok {
+                    "discovery is consistent"
+                } else {
+                    "discovery has problems"
+                }
+            );
+            Ok(ok)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
