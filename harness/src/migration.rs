@@ -181,6 +181,13 @@ fn check_one(
         None => {
             if tree.contains_key(&new) {
                 Verdict::Pass
+            } else if let Some(base) = new
+                .strip_suffix("/json")
+                .filter(|b| tree.contains_key(&format!("{b}/actual_value")))
+            {
+                Verdict::NotApplicable(format!(
+                    "process data notation is Topics ({base}/<field> topics)"
+                ))
             } else {
                 Verdict::Fail(format!("{new} is not published"))
             }

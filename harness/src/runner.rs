@@ -86,6 +86,8 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
                     )
                     // After with_writer (it resets them): no CLI parsing, hil owns the command line.
                     .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+                    // An undefined step is a failure, not a skip.
+                    .fail_on_skipped()
                     .filter_run(input, filter.clone())
                     .await;
                 cucumber::writer::Stats::execution_has_failed(&w)
@@ -98,6 +100,8 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
                             .normalized(),
                     )
                     .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+                    // An undefined step is a failure, not a skip.
+                    .fail_on_skipped()
                     .filter_run(input, filter.clone())
                     .await;
                 cucumber::writer::Stats::execution_has_failed(&w)

@@ -787,3 +787,142 @@ impl Placeholders {
         out
     }
 }
+
+// ---- more steps ----
+
+#[when(expr = "I move the main topic to {string} below it")]
+async fn move_main(w: &mut Rig, suffix: String) -> Result<()> {
+    let new = format!("{}/{}", w.main_topic, suffix);
+    w.http(
+        "POST",
+        "/api/config",
+        &json!({"mqtt": {"maintopic": new}}).to_string(),
+    )
+    .await?;
+    if w.http.0 != 200 {
+        bail!(
+            "moving the main topic was refused: {} {}",
+            w.http.0,
+            w.http.1
+        );
+    }
+    Ok(())
+}
+
+#[when(expr = "the broker goes away and I publish {string} to {string} meanwhile")]
+async fn outage_publish(w: &mut Rig, payload: String, rel: String) -> Result<()> {
+    let cable = w.cable.as_ref().ok_or_else(|| anyhow!("no cable"))?;
+    cable.set_down(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.publish(&rel, payload.as_bytes()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(c) = w.cable.as_ref() {
+        c.set_down(false);
+    }
+    Ok(())
+}
+
+#[then(expr = "the console reply contains {string}")]
+async fn console_reply_contains(w: &mut Rig, text: String) -> Result<()> {
+    if !w.console_reply.contains(&text) {
+        bail!(
+            "console replied {:?}, expected it to contain {text:?}",
+            w.console_reply
+        );
+    }
+    Ok(())
+}
+
+#[then(expr = "the REST reply does not contain {string}")]
+async fn rest_not_contains(w: &mut Rig, text: String) -> Result<()> {
+    if w.http.1.contains(&text) {
+        bail!("HTTP body contains {text:?}: {}", w.http.1);
+    }
+    Ok(())
+}
+
+#[then(expr = "the JSON at {string} has {string} ending with {string}")]
+async fn json_field_suffix(w: &mut Rig, rel: String, field: String, suffix: String) -> Result<()> {
+    w.obs()?.wait_published(&w.t(&rel), ctx().timeout).await?;
+    let v = json_at(w, &rel)?;
+    let actual = v.get(&field).and_then(Value::as_str).unwrap_or_default();
+    if !actual.ends_with(&suffix) {
+        bail!(
+            "'{}' has {field} = {actual:?}, expected it to end with {suffix:?}",
+            w.t(&rel)
+        );
+    }
+    Ok(())
+}
+
+#[then(expr = "the history of {string} contains {string}")]
+async fn history_contains(w: &mut Rig, rel: String, payload: String) -> Result<()> {
+    let deadline = std::time::Instant::now() + ctx().timeout;
+    loop {
+        let history = w.obs()?.history_of(&w.t(&rel));
+        if history.iter().any(|s| s.payload == payload) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            let seen: Vec<String> = history.iter().map(|s| s.payload.clone()).collect();
+            bail!(
+                "'{}' never carried {payload:?}; history {seen:?}",
+                w.t(&rel)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn discovery_topic(w: &Rig, which: &str) -> Result<String> {
+    let (component, object) = which
+        .split_once('/')
+        .ok_or_else(|| anyhow!("'{which}': expected component/object"))?;
+    Ok(format!(
+        "homeassistant/{component}/{}/{object}/config",
+        w.node
+    ))
+}
+
+#[then(expr = "the discovery config {string} is published")]
+async fn discovery_published(w: &mut Rig, which: String) -> Result<()> {
+    let topic = discovery_topic(w, &which)?;
+    w.obs()?
+        .wait_published(&topic, ctx().timeout)
+        .await
+        .map(|_| ())
+}
+
+#[then(expr = "the discovery config {string} matches snapshot {string}")]
+async fn discovery_snapshot(w: &mut Rig, which: String, name: String) -> Result<()> {
+    let topic = discovery_topic(w, &which)?;
+    let seen = w.obs()?.wait_published(&topic, ctx().timeout).await?;
+    let mut v: Value = serde_json::from_str(&seen.payload)?;
+    snapshot::redact_json(&mut v);
+    snapshot::assert_snapshot(
+        &name,
+        &w.placeholders()
+            .apply_pub(&serde_json::to_string_pretty(&v)?),
+    );
+    Ok(())
+}
+
+#[then(expr = "the discovery configs match snapshot {string}")]
+async fn discovery_all_snapshot(w: &mut Rig, name: String) -> Result<()> {
+    w.obs()?
+        .wait_published(&discovery_topic(w, "button/cycle_start")?, ctx().timeout)
+        .await?;
+    let tree = w.with_retain_flags(w.subtree("homeassistant/")?).await?;
+    snapshot::assert_snapshot(&name, &snapshot::tree_text(&tree, &w.placeholders()));
+    Ok(())
+}
+
+#[then("no discovery config is published")]
+async fn no_discovery(w: &mut Rig) -> Result<()> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tree = w.subtree("homeassistant/")?;
+    if let Some(t) = tree.keys().next() {
+        bail!("discovery config {t} was published although discovery is off");
+    }
+    Ok(())
+}

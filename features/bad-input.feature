@@ -1,0 +1,73 @@
+@bad-input
+Feature: Bad input gets a clear error and changes nothing
+  Malformed control payloads, console lines and configs: the board names what is wrong and keeps running.
+
+  Background:
+    Given a virtual board with config "flat-json.json"
+
+  Scenario Outline: A bad set_fallbackvalue is refused
+    When I publish '<payload>' to "process/ctrl/set_fallbackvalue"
+    Then the console shows an error containing '<error>'
+    And the board is still running
+    When I type "status" on the console
+    Then the console reply contains '"fallback_value":""'
+
+    Examples:
+      | payload                              | error                                |
+      | {nope                                | payload is not valid JSON            |
+      | []                                   | must be a JSON object                |
+      | {"value":1}                          | (the number sequence name) is missing |
+      | {"sequence":"nope","value":1}        | no number sequence named             |
+      | {"sequence":"main"}                  | "value" is missing                   |
+      | {"sequence":"main","value":"abc"}    | is not a number                      |
+      | {"sequence":"main","value":"NaN"}    | not a finite number                  |
+      | {"sequence":"main","value":-1}       | has no valid raw value               |
+
+  Scenario Outline: A bad GPIO ctrl leaves the pin as it was
+    When I publish '<payload>' to "device/gpio/<pin>/ctrl"
+    Then the console shows an error containing '<error>'
+    And GPIO 12 is low
+    And GPIO 13 has PWM duty 0
+
+    Examples:
+      | pin    | payload                       | error                               |
+      | gpio13 | {"state":1,"pwm_duty":9000}   | out of range 0..8191                |
+      | gpio13 | {"state":1}                   | "pwm_duty" is required              |
+      | relay  | {"state":2}                   | must be 0 or 1                      |
+      | relay  | nope                          | payload is not valid JSON           |
+      | relay  | {"state":1,"pwm_duty":1}      | only accepted by output-pwm pins    |
+
+  Scenario Outline: A bad console line gets one err line
+    When I type '<line>' on the console
+    Then the console reply starts with "err <code>"
+    And the board is still running
+
+    Examples:
+      | line                              | code            |
+      | fly                               | unknown-command |
+      | frame nope digits=1               | unknown-sequence |
+      | frame main digits=1               | roi-count       |
+      | frame main digits=x,1 analogs=1,2 | bad-value       |
+      | config set mqtt.maintopic "a/#"   | invalid-config  |
+      | config get no.such.key            | unknown-path    |
+      | status now                        | bad-args        |
+      | config set mqtt.uri nope          | bad-json        |
+
+  Scenario Outline: A bad config is refused with the path of the bad key
+    When I post '<body>' to the REST config
+    Then the REST reply status is 400
+    And the REST reply contains '"path":"<path>"'
+    And the board config has "operationmode.opmode" = 0
+
+    Examples:
+      | body                                         | path                       |
+      | {"mqtt":{"uri":"http://x"}}                  | mqtt.uri                   |
+      | {"operationmode":{"opmode":9}}               | operationmode.opmode       |
+      | {"gpio":{"gpiopin":[{"gpionumber":99}]}}     | gpio.gpiopin[0].gpionumber |
+      | not json                                     | $                          |
+      | {"mqtt":{"maintopik":"x"}}                   | mqtt.maintopik             |
+
+  Scenario: An oversized control payload is refused
+    When I publish 20000 bytes to "process/ctrl/set_fallbackvalue"
+    Then the console shows an error containing "exceeds the 4096 byte limit"
+    And the board is still running

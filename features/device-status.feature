@@ -1,0 +1,39 @@
+@device-status
+Feature: Device Status
+  Connection (LWT + birth, retained) and the variable status topics, published every cycle, not retained.
+
+  Background:
+    Given a virtual board with config "flat-json.json"
+
+  Scenario: The birth message is retained
+    Then topic "device/status/connection" is "online" and retained
+
+  Scenario: Status topics come with every cycle and are not retained
+    When I trigger a cycle
+    Then topic "device/status/wlan_rssi" is "-50" and not retained
+    And topic "device/status/ntp_sync_status" is "Synchronized"
+    And topic "device/status/device_uptime" is published
+    And topic "device/status/sd_partition_free" is published
+
+  Scenario: Heap figures are JSON in kB
+    When I trigger a cycle
+    Then the JSON at "device/status/heap" has "heap_total_free" = "180"
+    And the JSON at "device/status/heap" has "heap_internal_min_free" = "150"
+
+  Scenario: The status subtree after a cycle
+    When I trigger a cycle
+    Then the topic tree under "device/status" matches snapshot "device-status-tree"
+
+  Scenario: The last will says offline when the board loses power
+    When the board loses power
+    Then topic "device/status/connection" is "offline" and retained
+
+  Scenario: Online again after power returns
+    When the board loses power
+    And the board is powered on
+    Then topic "device/status/connection" is "online" and retained
+
+  Scenario: The NTP topic uses the documented name
+    When I trigger a cycle
+    Then topic "device/status/ntp_sync_status" is published
+    And topic "device/status/ntp_syncstatus" is not published

@@ -1,0 +1,49 @@
+@gpio
+Feature: GPIO control and status
+  Outputs and PWM outputs take ctrl from MQTT; inputs publish their state; flashlights follow the process.
+
+  Background:
+    Given a virtual board with config "flat-json.json"
+
+  Scenario: Switch an output on
+    When I publish '{"state":1}' to "device/gpio/relay/ctrl"
+    Then GPIO 12 is high
+    And topic "device/gpio/relay/state" is '{"state":1}' and not retained
+
+  Scenario: Switch an output off again
+    When I publish '{"state":1}' to "device/gpio/relay/ctrl"
+    And I publish '{"state":0}' to "device/gpio/relay/ctrl"
+    Then GPIO 12 is low
+    And topic "device/gpio/relay/state" is '{"state":0}'
+
+  Scenario: Set a PWM duty
+    When I publish '{"state":1,"pwm_duty":4096}' to "device/gpio/gpio13/ctrl"
+    Then topic "device/gpio/gpio13/state" is '{"state":1,"pwm_duty":4096}'
+    And GPIO 13 has PWM duty 4096
+
+  Scenario: The largest duty at 5 kHz is 8191 (13 bits)
+    When I publish '{"state":1,"pwm_duty":8191}' to "device/gpio/gpio13/ctrl"
+    Then topic "device/gpio/gpio13/state" is '{"state":1,"pwm_duty":8191}'
+
+  Scenario: An input publishes its level
+    Then topic "device/gpio/door/state" is '{"state":1}'
+    When I set input GPIO 14 low
+    Then topic "device/gpio/door/state" is '{"state":0}'
+    # The pin debounces for 200 ms (inputdebouncetime).
+    When I wait 250 ms
+    And I set input GPIO 14 high
+    Then topic "device/gpio/door/state" is '{"state":1}'
+
+  Scenario: The flashlight is off again after the image is taken
+    When I trigger a cycle
+    Then GPIO 4 is low
+    And the console log contains "process state: Take Image"
+
+  Scenario: A pin without a name is called gpio<N>
+    Then topic "device/gpio/gpio13/state" is '{"state":0,"pwm_duty":0}'
+
+  Scenario: A falling edge on a trigger pin starts a cycle
+    Given a virtual board with config "ha-json-topics.json"
+    Then topic "process/status/cycle_counter" is "1"
+    When I set input GPIO 15 low
+    Then topic "process/status/cycle_counter" is "2"

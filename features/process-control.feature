@@ -1,0 +1,52 @@
+@process-control
+Feature: Process Control
+  cycle_start triggers a cycle in any mode; set_fallbackvalue presets the fallback value.
+
+  Scenario Outline: Any non-empty payload starts a cycle
+    Given a virtual board with config "flat-json.json"
+    When I publish "<payload>" to "process/ctrl/cycle_start"
+    Then topic "process/status/cycle_counter" is "1"
+
+    Examples:
+      | payload |
+      | 1       |
+      | go      |
+      | {}      |
+
+  Scenario: An empty payload starts nothing
+    Given a virtual board with config "flat-json.json"
+    When I publish an empty payload to "process/ctrl/cycle_start"
+    Then the console shows an error containing "cycle_start: empty payload ignored"
+    And topic "process/status/cycle_counter" is not published
+
+  Scenario: cycle_start works in setup mode
+    Given the config "flat-json.json"
+    And the config value "operationmode.opmode" is -1
+    And the board is started
+    When I trigger a cycle
+    Then topic "process/status/process_status" is "Not Processing / Not Ready"
+
+  Scenario: The fallback value fills an unreadable digit
+    Given a virtual board with config "flat-json.json"
+    When I publish '{"sequence":"main","value":16.98}' to "process/ctrl/set_fallbackvalue"
+    And the meter shows digits 1.2,N and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "raw_value" = "1N.98"
+    And the JSON at "process/data/0/json" has "actual_value" = "16.98"
+    And the JSON at "process/data/0/json" has "value_status" = "000 Valid"
+
+  Scenario: A negative value takes the current raw value
+    Given a virtual board with config "flat-json.json"
+    And the meter shows digits 1.2,6.7 and pointers 9.5,8.4
+    And I trigger a cycle
+    When I publish '{"sequence":"main","value":-1}' to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'main' = 16.980"
+    When I type "status" on the console
+    Then the console reply contains '"fallback_value":"16.980"'
+
+  Scenario: The fallback value of another sequence
+    Given a virtual board with config "flat-json.json"
+    When I publish '{"sequence":"gas","value":"12.3"}' to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'gas' = 12.30"
+    When I type "status" on the console
+    Then the console reply contains '"fallback_value":"12.30"'

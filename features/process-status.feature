@@ -1,0 +1,62 @@
+@process-status
+Feature: Process Status
+  Operation modes, the process state, and process_error escalation (-1/-2 errors, 1/2 deviations).
+
+  Scenario: Manual mode after a cycle
+    Given a virtual board with config "flat-json.json"
+    When I trigger a cycle
+    Then topic "process/status/process_status" is "Processing (Triggered Only)"
+    And topic "process/status/process_state" is "Publish to MQTT"
+    And topic "process/status/process_interval" is "1.0"
+    And topic "process/status/process_error" is "0"
+    And topic "process/status/cycle_counter" is "1" and not retained
+
+  Scenario: Automatic mode runs cycles by itself
+    Given a virtual board with config "ha-json-topics.json"
+    Then topic "process/status/cycle_counter" is "1"
+    And topic "process/status/process_status" is "Processing (Automatic)"
+    And topic "process/status/process_interval" is "5.0"
+
+  Scenario: The process state sequence of a cycle
+    Given a virtual board with config "flat-json.json"
+    When I trigger a cycle
+    Then the console log contains "process state: Take Image"
+    And the console log contains "process state: Image Alignment"
+    And the console log contains "process state: Post-Processing"
+    And the console log contains "process state: Idle - No Autostart"
+
+  Scenario: One failed alignment is an error
+    Given a virtual board with config "flat-json.json"
+    When the image alignment fails
+    And I trigger a cycle
+    Then topic "process/status/process_error" is "-1"
+
+  Scenario: Three failed alignments in a row escalate
+    Given a virtual board with config "flat-json.json"
+    When the image alignment fails
+    And I trigger a cycle
+    And the image alignment fails
+    And I trigger a cycle
+    Then topic "process/status/process_error" is "-1"
+    When the image alignment fails
+    And I trigger a cycle
+    Then topic "process/status/process_error" is "-2"
+
+  Scenario: A good cycle clears the error
+    Given a virtual board with config "flat-json.json"
+    When the image alignment fails
+    And I trigger a cycle
+    And I trigger a cycle
+    Then topic "process/status/process_error" is "0"
+
+  Scenario: A rate too high is a deviation, three in a row escalate
+    Given a virtual board with config "nested-topics.json"
+    When sequence "hot" shows digits 4,5.9 and pointers 0.2
+    And I trigger a cycle
+    And sequence "hot" shows digits 9,0 and pointers 0.5
+    And I trigger a cycle
+    Then topic "process/status/process_error" is "1"
+    And topic "process/data/7/value_status" is "E93 Rate too high (>) | Rate: 44.0, Discarded value: 90.0, Using fallback: 46.00"
+    When I trigger 2 cycles
+    Then topic "process/status/process_error" is "2"
+    And topic "process/data/7/actual_value" is "46.0"

@@ -1,0 +1,51 @@
+@web-config
+Feature: Configuration through the web interface and REST API
+  A valid change is saved and applied; an invalid one is refused with the path of the bad key and changes nothing.
+
+  Background:
+    Given a virtual board with config "flat-json.json"
+
+  Scenario: The configuration page is served without anything from the internet
+    When I request "/" via HTTP
+    Then the REST reply status is 200
+    And the REST reply contains "Settings &gt; Configuration"
+    And the REST reply does not contain "https://"
+
+  Scenario: Moving the main topic moves the whole tree
+    When I move the main topic to "moved" below it
+    Then topic "moved/device/status/connection" is "online"
+    And topic "moved/device/info/hardware" is published
+    And topic "device/status/connection" is "offline" and retained
+
+  Scenario: An invalid value is refused and nothing changes
+    When I change "operationmode.opmode" to 7 via the REST API
+    Then the REST reply status is 400
+    And the REST reply contains "operationmode.opmode"
+    And the board config has "operationmode.opmode" = 0
+
+  Scenario: A valid change is applied at once
+    When I change "operationmode.opmode" to 1 via the REST API
+    Then the REST reply status is 200
+    And topic "process/status/process_status" is "Processing (Automatic)"
+    And the board config has "operationmode.opmode" = 1
+
+  Scenario: Secrets are never shown
+    When I change "mqtt.password" to "s3cret" via the REST API
+    And I request "/api/config" via HTTP
+    Then the REST reply contains "********"
+    And the REST reply does not contain "s3cret"
+
+  Scenario: The console changes the config too
+    When I type 'config set operationmode.automaticprocessinterval "2.5"' on the console
+    Then the console reply is "ok operationmode.automaticprocessinterval saved"
+    When I trigger a cycle
+    Then topic "process/status/process_interval" is "2.5"
+
+  Scenario: A new config survives a reset
+    When I change "operationmode.automaticprocessinterval" to 3 via the REST API
+    And the board is reset
+    Then the board config has "operationmode.automaticprocessinterval" = 3
+
+  Scenario: The REST status shows the running device
+    When I request "/api/status" via HTTP
+    Then the REST reply contains '"mqtt_connected":true'
