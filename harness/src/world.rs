@@ -490,22 +490,27 @@ async fn topic_is(w: &mut Rig, rel: String, payload: String) -> Result<()> {
 
 async fn retained_check(w: &Rig, rel: &str, payload: &str, want: bool) -> Result<()> {
     w.wait_for(rel, payload).await?;
-    // Only a fresh subscriber sees the retain flag.
+    // Only a fresh subscriber sees the retain flag. The device re-asserts its birth 2 s after connecting, so a
+    // retained value may settle within 3 s (a late LWT of the previous connection); judge it after that window.
     let topic = w.t(rel);
-    let late = Observer::connect(&ctx().broker, std::slice::from_ref(&topic)).await?;
-    let got = late
-        .wait_for(&topic, payload, Duration::from_millis(700))
-        .await;
-    late.disconnect().await;
-    match (want, got) {
-        (true, Ok(s)) if s.retain => Ok(()),
-        (true, _) => {
-            bail!("'{topic}' = '{payload}' is not retained (a new subscriber does not get it)")
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let late = Observer::connect(&ctx().broker, std::slice::from_ref(&topic)).await?;
+        let got = late
+            .wait_for(&topic, payload, Duration::from_millis(500))
+            .await;
+        late.disconnect().await;
+        let retained = got.as_ref().is_ok_and(|s| s.retain);
+        match (want, retained) {
+            (true, true) | (false, false) => return Ok(()),
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            (true, false) => {
+                bail!("'{topic}' = '{payload}' is not retained (a new subscriber does not get it)")
+            }
+            (false, true) => bail!("'{topic}' = '{payload}' is retained but should not be"),
         }
-        (false, Ok(s)) if s.retain => {
-            bail!("'{topic}' = '{payload}' is retained but should not be")
-        }
-        (false, _) => Ok(()),
     }
 }
 

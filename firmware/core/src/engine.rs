@@ -24,6 +24,8 @@ pub const OFFLINE: &str = "offline";
 pub const QOS: u8 = 1;
 /// Process errors or deviations in a row that escalate to -2 / 2.
 const IN_ROW_LIMIT: u32 = 3;
+/// The birth is published once more this long after connecting.
+const BIRTH_AGAIN_AFTER_MS: u64 = 2000;
 
 /// Static facts a board reports once at boot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -239,6 +241,8 @@ pub struct Engine {
     gpio: Gpio,
     device_info_pending: bool,
     discovery_pending: bool,
+    /// When to publish the birth once more after connecting (see `on_tick`).
+    birth_again_at: Option<u64>,
     camera: SimCamera,
     out: Vec<Action>,
 }
@@ -281,6 +285,7 @@ impl Engine {
             fallbacks_restored: false,
             device_info_pending: true,
             discovery_pending: true,
+            birth_again_at: None,
             camera: SimCamera::new(),
             out: Vec::new(),
         };
@@ -568,6 +573,7 @@ impl Engine {
             self.out.push(Action::Subscribe { filter, qos: QOS });
         }
         self.publish("/device/status/connection", ONLINE, true);
+        self.birth_again_at = Some(self.now_ms + BIRTH_AGAIN_AFTER_MS);
         let states: Vec<(String, String)> = self
             .gpio
             .exposed()
@@ -958,6 +964,12 @@ impl Engine {
     // ---- process cycle ----
 
     fn on_tick(&mut self) {
+        // After a quick reboot the broker may deliver the old connection's LWT after our birth, leaving a stale
+        // retained `offline`: say `online` once more.
+        if self.birth_again_at.is_some_and(|at| self.now_ms >= at) {
+            self.birth_again_at = None;
+            self.publish("/device/status/connection", ONLINE, true);
+        }
         if !self.booted
             || self.config.opmode != OpMode::Automatic
             || self.cycle_started_ms.is_some()

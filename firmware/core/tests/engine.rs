@@ -1380,3 +1380,26 @@ fn web_page_shows_running_config_without_secrets() {
         .contains("name=\"mqtt.maintopic\" data-kind=\"string\" value=\"meter\""));
     assert!(!r.body.contains("topsecret"));
 }
+
+#[test]
+fn birth_is_published_again_after_connecting() {
+    let mut b = Bench::online(&manual(json!({})));
+    let births = |b: &Bench| {
+        b.publishes
+            .iter()
+            .filter(|(t, m)| {
+                t == "meter/device/status/connection" && m.payload == "online" && m.retain
+            })
+            .count()
+    };
+    assert_eq!(births(&b), 1);
+    b.now += 1000;
+    b.send(Event::Tick);
+    assert_eq!(births(&b), 1, "not yet");
+    b.now += 1500;
+    b.send(Event::Tick);
+    assert_eq!(births(&b), 2, "once more, against a late LWT");
+    b.now += 5000;
+    b.send(Event::Tick);
+    assert_eq!(births(&b), 2, "only once");
+}
