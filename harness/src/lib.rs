@@ -4,6 +4,7 @@
 
 pub mod board;
 pub mod broker;
+pub mod browser;
 pub mod ha;
 pub mod migration;
 pub mod observer;

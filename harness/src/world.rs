@@ -52,6 +52,7 @@ pub struct Rig {
     node: String,
     console_reply: String,
     http: (u16, String),
+    browser: Option<crate::browser::Browser>,
 }
 
 impl std::fmt::Debug for Rig {
@@ -263,25 +264,48 @@ impl Rig {
     }
 }
 
-/// A minimal HTTP/1.1 exchange: (status, body).
+/// A minimal HTTP/1.1 exchange: (status, body). Reads the body by Content-Length (servers may keep the
+/// connection open), or to the end when there is none.
 pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    use std::io::{Read, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("HTTP {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let status = text
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    ))
+    let mut length: Option<usize> = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok();
+            }
+        }
+    }
+    let mut buf = Vec::new();
+    match length {
+        Some(n) => {
+            buf.resize(n, 0);
+            reader.read_exact(&mut buf)?;
+        }
+        None => {
+            reader.read_to_end(&mut buf)?;
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&buf).into_owned()))
 }
 
 // ---- Given ----
@@ -928,6 +952,94 @@ async fn no_discovery(w: &mut Rig) -> Result<()> {
     let tree = w.subtree("homeassistant/")?;
     if let Some(t) = tree.keys().next() {
         bail!("discovery config {t} was published although discovery is off");
+    }
+    Ok(())
+}
+
+// ---- the web interface in a real browser (@browser) ----
+
+impl Rig {
+    fn browser(&self) -> Result<&crate::browser::Browser> {
+        self.browser
+            .as_ref()
+            .ok_or_else(|| anyhow!("open the web interface first: 'When I open the web interface'"))
+    }
+}
+
+fn field_css(path: &str) -> String {
+    format!("[name=\"{path}\"]")
+}
+
+#[when("I open the web interface")]
+async fn open_web(w: &mut Rig) -> Result<()> {
+    let base = w
+        .board()?
+        .http_base()
+        .ok_or_else(|| anyhow!("board has no HTTP endpoint"))?;
+    let browser = tokio::task::block_in_place(crate::browser::Browser::start)?;
+    tokio::task::block_in_place(|| browser.open(&format!("{base}/")))?;
+    w.browser = Some(browser);
+    Ok(())
+}
+
+#[when(expr = "I enter {string} into {string} in the web interface")]
+async fn web_enter(w: &mut Rig, text: String, path: String) -> Result<()> {
+    let b = w.browser()?;
+    tokio::task::block_in_place(|| b.type_into(&field_css(&path), &text))
+}
+
+#[when(expr = "I move the main topic to {string} below it in the web interface")]
+async fn web_move_main(w: &mut Rig, suffix: String) -> Result<()> {
+    let new = format!("{}/{suffix}", w.main_topic);
+    let b = w.browser()?;
+    tokio::task::block_in_place(|| b.type_into(&field_css("mqtt.maintopic"), &new))
+}
+
+#[when(expr = "I choose {string} for {string} in the web interface")]
+async fn web_choose(w: &mut Rig, value: String, path: String) -> Result<()> {
+    let b = w.browser()?;
+    tokio::task::block_in_place(|| {
+        b.click(&format!("{} option[value=\"{value}\"]", field_css(&path)))
+    })
+}
+
+#[when("I save in the web interface")]
+async fn web_save(w: &mut Rig) -> Result<()> {
+    let b = w.browser()?;
+    tokio::task::block_in_place(|| {
+        b.click("#save")?;
+        b.wait_text("#status", Duration::from_secs(10), |t| !t.is_empty())
+            .map(|_| ())
+    })
+}
+
+#[then(expr = "the web interface says {string}")]
+async fn web_says(w: &mut Rig, text: String) -> Result<()> {
+    let b = w.browser()?;
+    tokio::task::block_in_place(|| {
+        b.wait_text("#status", Duration::from_secs(10), |t| t.contains(&text))
+    })
+    .map(|_| ())
+    .with_context(|| format!("the page never said {text:?}"))
+}
+
+#[then(expr = "the web interface shows {string} next to {string}")]
+async fn web_error_next_to(w: &mut Rig, text: String, path: String) -> Result<()> {
+    let b = w.browser()?;
+    let css = format!("[data-error-for=\"{path}\"]");
+    tokio::task::block_in_place(|| {
+        b.wait_text(&css, Duration::from_secs(10), |t| t.contains(&text))
+    })
+    .map(|_| ())
+    .with_context(|| format!("no message {text:?} next to {path}"))
+}
+
+#[then(expr = "the web interface field {string} shows the main topic")]
+async fn web_field_main(w: &mut Rig, path: String) -> Result<()> {
+    let b = w.browser()?;
+    let v = tokio::task::block_in_place(|| b.value(&field_css(&path)))?;
+    if v != w.main_topic {
+        bail!("field {path} shows {v:?}, expected {:?}", w.main_topic);
     }
     Ok(())
 }
