@@ -23,8 +23,9 @@ Feature: Faults
     And the board loses power
     And the board is powered on
     Then topic "device/status/connection" is "online"
-    When I trigger a cycle
-    Then the JSON at "process/data/0/json" has "value_status" starting with "E90"
+    When the meter shows digits 1.2,6.8 and pointers 0.1,0.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "actual_value" = "17.00"
 
   Scenario: Power loss during a config save leaves a bootable config
     When I change "operationmode.automaticprocessinterval" to 4 via the REST API

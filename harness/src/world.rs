@@ -243,7 +243,17 @@ impl Rig {
             format!("+/+/{}/#", self.node),
         ];
         let late = Observer::connect(&ctx().broker, &filters).await?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Retained messages arrive right after the subscription; wait until none came for 250 ms (3 s at most).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut seen = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = late.tree().len();
+            if now == seen || std::time::Instant::now() > deadline {
+                break;
+            }
+            seen = now;
+        }
         let retained = late.tree();
         late.disconnect().await;
         for (topic, seen) in tree.iter_mut() {
@@ -392,11 +402,21 @@ async fn alignment_fails(w: &mut Rig) -> Result<()> {
 #[given("I trigger a cycle")]
 #[when("I trigger a cycle")]
 async fn trigger_cycle(w: &mut Rig) -> Result<()> {
-    let next = w.counter() + 1;
+    // A cycle ran when a new cycle_counter arrives (a redelivered QoS-1 cycle_start may add one of its own).
+    let topic = w.t("process/status/cycle_counter");
+    let before = w.obs()?.history_of(&topic).len();
     w.publish("process/ctrl/cycle_start", b"1").await?;
-    w.wait_for("process/status/cycle_counter", &next.to_string())
-        .await
-        .map(|_| ())
+    let deadline = std::time::Instant::now() + ctx().timeout;
+    while w.obs()?.history_of(&topic).len() <= before {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "cycle_start had no effect: no new '{topic}' within {:?}",
+                ctx().timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 #[when(expr = "I trigger {int} cycles")]
@@ -574,24 +594,24 @@ fn json_at(w: &Rig, rel: &str) -> Result<Value> {
         .with_context(|| format!("'{}' is not JSON: {:?}", w.t(rel), seen.payload))
 }
 
+fn json_field_of(payload: &str, field: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(payload).ok()?;
+    // Dotted paths reach into objects: "board.chip_model".
+    match field.split('.').try_fold(&v, |cur, key| cur.get(key))? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 #[then(expr = "the JSON at {string} has {string} = {string}")]
 async fn json_field(w: &mut Rig, rel: String, field: String, expected: String) -> Result<()> {
-    w.obs()?.wait_published(&w.t(&rel), ctx().timeout).await?;
-    let v = json_at(w, &rel)?;
-    // Dotted paths reach into objects: "board.chip_model".
-    let found = field.split('.').try_fold(&v, |cur, key| cur.get(key));
-    let actual = match found {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => bail!("'{}' has no '{field}': {v}", w.t(&rel)),
-    };
-    if actual != expected {
-        bail!(
-            "'{}' has {field} = {actual:?}, expected {expected:?} (payload {v})",
-            w.t(&rel)
-        );
-    }
-    Ok(())
+    let what = format!("had {field} = {expected:?}");
+    w.obs()?
+        .wait_until(&w.t(&rel), ctx().timeout, &what, |s| {
+            json_field_of(&s.payload, &field).as_deref() == Some(expected.as_str())
+        })
+        .await
+        .map(|_| ())
 }
 
 #[then(expr = "the JSON at {string} has {string} starting with {string}")]
