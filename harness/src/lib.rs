@@ -2,6 +2,7 @@
 //! migration-notes and Home Assistant checks, and the cucumber World + steps that scenarios in `features/` use.
 //! It knows the device only through the spec, the fixtures and the snapshots: it never links firmware code.
 
+pub mod bench;
 pub mod board;
 pub mod broker;
 pub mod browser;

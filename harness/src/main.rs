@@ -74,6 +74,19 @@ enum Command {
         #[command(subcommand)]
         command: MigrationCommand,
     },
+    /// Figures: suite wall time, round trips (p50/p99), scaling with 1, 8 and 32 boards.
+    Bench {
+        #[arg(long)]
+        broker: Option<String>,
+        #[arg(long)]
+        board_bin: Option<PathBuf>,
+        /// Round trips per measurement.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Also time the whole suite.
+        #[arg(long)]
+        suite: bool,
+    },
     /// Home Assistant discovery.
     Ha {
         #[command(subcommand)]
@@ -211,6 +224,46 @@ async fn run(cli: Cli) -> Result<bool> {
             let result = runner::run(opts).await?;
             println!("suite wall time: {:.2?}", result.wall);
             Ok(!result.failed)
+        }
+        Command::Bench {
+            broker,
+            board_bin,
+            n,
+            suite,
+        } => {
+            let target = match broker {
+                Some(uri) => BrokerTarget::parse(&uri)?,
+                None => broker::start_embedded("127.0.0.1:0".parse()?)?,
+            };
+            target.check_reachable().await?;
+            let bin = board_bin.unwrap_or_else(harness::board::default_board_bin);
+            println!("broker {}", target.uri());
+            let (cycles, gpio) = harness::bench::round_trips(&bin, &target, n.max(1)).await?;
+            for (name, samples) in [
+                ("cycle_start -> cycle_counter", cycles),
+                ("gpio ctrl -> state", gpio),
+            ] {
+                let (p50, p99, max) = harness::bench::summary(samples);
+                println!("{name:<30} n={n} p50={p50:.2?} p99={p99:.2?} max={max:.2?}");
+            }
+            for boards in [1, 8, 32] {
+                let (online, cycle) = harness::bench::scaling(&bin, &target, boards).await?;
+                println!("{boards:>2} boards at once: all online in {online:.2?}, one cycle on each in {cycle:.2?}");
+            }
+            if suite {
+                let opts = SuiteOptions {
+                    broker: target,
+                    board_bin: bin,
+                    root: repo_root(),
+                    features: vec![],
+                    tags: Some(Expr::Not(Box::new(Expr::Tag("browser".into())))),
+                    junit: None,
+                    concurrency: 8,
+                };
+                let result = runner::run(opts).await?;
+                println!("suite (without @browser) wall time: {:.2?}", result.wall);
+            }
+            Ok(true)
         }
         Command::Tree {
             broker,
