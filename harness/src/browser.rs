@@ -1,7 +1,6 @@
 //! A headless Chromium driven through WebDriver (Debian's `chromium` + `chromium-driver`): just what the web
 //! interface scenarios need — open a page, type, select, click, read text.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,9 +47,7 @@ impl Browser {
             bail!("no browser: install it with `apt-get install -y chromium chromium-driver`");
         }
         let port = free_port()?;
-        // Its own process group, so the browsers it starts die with it even when a session never closed.
         let driver = Command::new(CHROMEDRIVER)
-            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -191,10 +188,7 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let _ = call(&self.addr, "DELETE", &self.s(""), None);
         }
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
+        // Closing the session lets chromedriver end the browser; then chromedriver itself goes.
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);

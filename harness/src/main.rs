@@ -106,6 +106,9 @@ enum MigrationCommand {
         notes: Option<PathBuf>,
         #[arg(long = "for", default_value_t = 3.0)]
         for_secs: f64,
+        /// Publish cycle_start after subscribing, so the per-cycle topics show up.
+        #[arg(long)]
+        trigger_cycle: bool,
     },
     /// Write the markdown notes generated from the map.
     Notes {
@@ -128,6 +131,10 @@ enum HaCommand {
         prefix: String,
         #[arg(long = "for", default_value_t = 3.0)]
         for_secs: f64,
+        /// Publish cycle_start after subscribing, so the per-cycle state topics show up. Best: start the check
+        /// before the device connects (GPIO states come after connect and on change only).
+        #[arg(long)]
+        trigger_cycle: bool,
     },
 }
 
@@ -163,9 +170,22 @@ fn count_tagged(dir: &Path, tag: &str) -> usize {
 }
 
 async fn listen(broker: &str, filters: Vec<String>, secs: f64) -> Result<(Observer, BrokerTarget)> {
+    listen_and(broker, filters, secs, None).await
+}
+
+/// Subscribes, optionally publishes `(topic, payload)`, then records for `secs`.
+async fn listen_and(
+    broker: &str,
+    filters: Vec<String>,
+    secs: f64,
+    publish: Option<(String, &[u8])>,
+) -> Result<(Observer, BrokerTarget)> {
     let target = BrokerTarget::parse(broker)?;
     target.check_reachable().await?;
     let obs = Observer::connect(&target, &filters).await?;
+    if let Some((topic, payload)) = publish {
+        obs.publish(&topic, payload, false).await?;
+    }
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     Ok((obs, target))
 }
@@ -315,18 +335,17 @@ async fn run(cli: Cli) -> Result<bool> {
                     root,
                     notes,
                     for_secs,
+                    trigger_cycle,
                 },
         } => {
             let path = notes.unwrap_or_else(|| repo_root().join("fixtures/migration/v16-v17.toml"));
             let rows = migration::parse(
                 &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
             )?;
-            let (obs, _) = listen(
-                &broker,
-                vec![format!("{root}/#"), "homeassistant/#".into()],
-                for_secs,
-            )
-            .await?;
+            let trigger =
+                trigger_cycle.then(|| (format!("{root}/process/ctrl/cycle_start"), &b"1"[..]));
+            let filters = vec![format!("{root}/#"), "homeassistant/#".into()];
+            let (obs, _) = listen_and(&broker, filters, for_secs, trigger).await?;
             let tree = obs.tree();
             let device = migration::Device::from_tree(&root, &tree);
             let (table, ok) = migration::table(&migration::verify(&rows, &tree, &device));
@@ -348,14 +367,13 @@ async fn run(cli: Cli) -> Result<bool> {
                     root,
                     prefix,
                     for_secs,
+                    trigger_cycle,
                 },
         } => {
-            let (obs, _) = listen(
-                &broker,
-                vec![format!("{root}/#"), format!("{prefix}/#")],
-                for_secs,
-            )
-            .await?;
+            let trigger =
+                trigger_cycle.then(|| (format!("{root}/process/ctrl/cycle_start"), &b"1"[..]));
+            let filters = vec![format!("{root}/#"), format!("{prefix}/#")];
+            let (obs, _) = listen_and(&broker, filters, for_secs, trigger).await?;
             let tree = obs.tree();
             let report = ha::check(&tree, &prefix);
             println!("{} discovery configs under {prefix}/", report.configs);

@@ -89,6 +89,11 @@ impl Observer {
                             at: started.elapsed(),
                         };
                         if let Ok(mut rec) = r.lock() {
+                            // A live repeat of a value the broker holds retained is still retained there.
+                            let mut seen = seen;
+                            if let Some(prev) = rec.tree.get(&p.topic) {
+                                seen.retain |= prev.retain && prev.payload == seen.payload;
+                            }
                             rec.tree.insert(p.topic.clone(), seen.clone());
                             rec.history.push((p.topic, seen));
                         }
