@@ -3,12 +3,21 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::net::{TcpListener, TcpStream};
+
+/// TLS to the broker: the CA that signed its certificate (PEM), and an optional client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    pub ca_pem: String,
+    pub client_cert_pem: Option<String>,
+    pub client_key_pem: Option<String>,
+}
 
 /// Where a broker listens, and how to log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +26,19 @@ pub struct BrokerTarget {
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub tls: Option<Tls>,
 }
 
 impl BrokerTarget {
-    /// `mqtt://host[:port]` (TLS brokers: give their plain port or a local TLS proxy).
+    /// `mqtt://host[:port]` or `mqtts://host[:port]` (then add the CA with [`BrokerTarget::with_tls_files`]).
     pub fn parse(uri: &str) -> Result<BrokerTarget> {
-        let rest = uri.strip_prefix("mqtt://").ok_or_else(|| {
-            anyhow!("broker URI '{uri}' must look like mqtt://host:port (mqtts:// is not supported by the rig yet)")
-        })?;
+        let (tls, rest) = if let Some(r) = uri.strip_prefix("mqtt://") {
+            (false, r)
+        } else if let Some(r) = uri.strip_prefix("mqtts://") {
+            (true, r)
+        } else {
+            bail!("broker URI '{uri}' must look like mqtt://host:port or mqtts://host:port");
+        };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (
@@ -32,21 +46,86 @@ impl BrokerTarget {
                 p.parse::<u16>()
                     .map_err(|_| anyhow!("broker URI '{uri}': port '{p}' is not a number"))?,
             ),
-            None => (rest, 1883),
+            None => (rest, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             bail!("broker URI '{uri}' has no host");
         }
+        let tls = tls.then(Tls::default);
         Ok(BrokerTarget {
             host: host.to_string(),
             port,
             username: None,
             password: None,
+            tls,
         })
     }
 
+    /// Reads the CA (and client certificate / key) files for an `mqtts://` broker.
+    pub fn with_tls_files(
+        mut self,
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<BrokerTarget> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        match (&mut self.tls, ca) {
+            (None, Some(_)) => bail!("--ca-file given, but the broker URI is not mqtts://"),
+            (Some(_), None) => {
+                bail!("mqtts:// needs --ca-file (the CA that signed the broker's certificate)")
+            }
+            (Some(tls), Some(ca)) => {
+                tls.ca_pem = read(ca)?;
+                tls.client_cert_pem = cert.map(read).transpose()?;
+                tls.client_key_pem = key.map(read).transpose()?;
+            }
+            (None, None) => {}
+        }
+        Ok(self)
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "mqtts"
+        } else {
+            "mqtt"
+        }
+    }
+
     pub fn uri(&self) -> String {
-        format!("mqtt://{}:{}", self.host, self.port)
+        format!("{}://{}:{}", self.scheme(), self.host, self.port)
+    }
+
+    /// rumqttc's transport for this broker.
+    pub fn transport(&self) -> Result<rumqttc::Transport> {
+        let Some(tls) = &self.tls else {
+            return Ok(rumqttc::Transport::Tcp);
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut tls.ca_pem.as_bytes()) {
+            roots
+                .add(cert.context("CA file is not valid PEM")?)
+                .context("CA certificate rejected")?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+        let config = match (&tls.client_cert_pem, &tls.client_key_pem) {
+            (Some(cert), Some(key)) => {
+                let certs: Vec<_> =
+                    rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<_, _>>()?;
+                let key = rustls_pemfile::private_key(&mut key.as_bytes())?
+                    .ok_or_else(|| anyhow!("no private key"))?;
+                builder.with_client_auth_cert(certs, key)?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config)),
+        ))
     }
 
     /// Fails with the URI and the OS error when nothing answers.
@@ -135,6 +214,7 @@ pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
         port,
         username: None,
         password: None,
+        tls: None,
     })
 }
 
@@ -179,8 +259,15 @@ impl Cable {
         Ok(Cable { port, down, epoch })
     }
 
-    pub fn uri(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+    /// The URI a board uses to reach the broker through this cable (TLS passes through untouched; the host name
+    /// stays the broker's so its certificate still matches).
+    pub fn uri_for(&self, target: &BrokerTarget) -> String {
+        let host = if target.tls.is_some() {
+            target.host.as_str()
+        } else {
+            "127.0.0.1"
+        };
+        format!("{}://{host}:{}", target.scheme(), self.port)
     }
 
     pub fn set_down(&self, down: bool) {
@@ -203,6 +290,28 @@ mod tests {
             .contains("mqtt://host:port"));
         assert!(BrokerTarget::parse("mqtt://h:x").is_err());
         assert!(BrokerTarget::parse("mqtt://:1").is_err());
+    }
+
+    #[test]
+    fn tls_uris_need_a_ca() {
+        let t = BrokerTarget::parse("mqtts://broker").unwrap();
+        assert_eq!((t.port, t.uri()), (8883, "mqtts://broker:8883".to_string()));
+        assert!(t
+            .clone()
+            .with_tls_files(None, None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("--ca-file"));
+        let plain = BrokerTarget::parse("mqtt://h").unwrap();
+        assert!(plain
+            .with_tls_files(Some(Path::new("ca.pem")), None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("not mqtts"));
+        let missing = t
+            .with_tls_files(Some(Path::new("/nonexistent/ca.pem")), None, None)
+            .unwrap_err();
+        assert!(format!("{missing:#}").contains("/nonexistent/ca.pem"));
     }
 
     #[tokio::test]

@@ -19,6 +19,31 @@ use harness::{ha, migration, snapshot};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CA certificate (PEM) of an mqtts:// broker.
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for an mqtts:// broker that wants one.
+    #[arg(long, global = true)]
+    client_cert: Option<PathBuf>,
+    #[arg(long, global = true)]
+    client_key: Option<PathBuf>,
+}
+
+/// TLS files given on the command line.
+struct TlsFiles {
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn target(&self, uri: &str) -> Result<BrokerTarget> {
+        BrokerTarget::parse(uri)?.with_tls_files(
+            self.ca.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -169,18 +194,24 @@ fn count_tagged(dir: &Path, tag: &str) -> usize {
         .sum()
 }
 
-async fn listen(broker: &str, filters: Vec<String>, secs: f64) -> Result<(Observer, BrokerTarget)> {
-    listen_and(broker, filters, secs, None).await
+async fn listen(
+    tls: &TlsFiles,
+    broker: &str,
+    filters: Vec<String>,
+    secs: f64,
+) -> Result<(Observer, BrokerTarget)> {
+    listen_and(tls, broker, filters, secs, None).await
 }
 
 /// Subscribes, optionally publishes `(topic, payload)`, then records for `secs`.
 async fn listen_and(
+    tls: &TlsFiles,
     broker: &str,
     filters: Vec<String>,
     secs: f64,
     publish: Option<(String, &[u8])>,
 ) -> Result<(Observer, BrokerTarget)> {
-    let target = BrokerTarget::parse(broker)?;
+    let target = tls.target(broker)?;
     target.check_reachable().await?;
     let obs = Observer::connect(&target, &filters).await?;
     if let Some((topic, payload)) = publish {
@@ -191,6 +222,11 @@ async fn listen_and(
 }
 
 async fn run(cli: Cli) -> Result<bool> {
+    let tls = TlsFiles {
+        ca: cli.ca_file,
+        cert: cli.client_cert,
+        key: cli.client_key,
+    };
     match cli.command {
         Command::Run {
             broker,
@@ -205,7 +241,7 @@ async fn run(cli: Cli) -> Result<bool> {
         } => {
             let root = repo_root();
             let mut target = match broker {
-                Some(uri) => BrokerTarget::parse(&uri)?,
+                Some(uri) => tls.target(&uri)?,
                 None => broker::start_embedded("127.0.0.1:0".parse()?)?,
             };
             target.username = username;
@@ -252,7 +288,7 @@ async fn run(cli: Cli) -> Result<bool> {
             suite,
         } => {
             let target = match broker {
-                Some(uri) => BrokerTarget::parse(&uri)?,
+                Some(uri) => tls.target(&uri)?,
                 None => broker::start_embedded("127.0.0.1:0".parse()?)?,
             };
             target.check_reachable().await?;
@@ -291,7 +327,7 @@ async fn run(cli: Cli) -> Result<bool> {
             for_secs,
             json,
         } => {
-            let (obs, _) = listen(&broker, vec![format!("{root}/#")], for_secs).await?;
+            let (obs, _) = listen(&tls, &broker, vec![format!("{root}/#")], for_secs).await?;
             let tree = obs.tree();
             if json {
                 let map: serde_json::Map<String, serde_json::Value> = tree
@@ -345,7 +381,7 @@ async fn run(cli: Cli) -> Result<bool> {
             let trigger =
                 trigger_cycle.then(|| (format!("{root}/process/ctrl/cycle_start"), &b"1"[..]));
             let filters = vec![format!("{root}/#"), "homeassistant/#".into()];
-            let (obs, _) = listen_and(&broker, filters, for_secs, trigger).await?;
+            let (obs, _) = listen_and(&tls, &broker, filters, for_secs, trigger).await?;
             let tree = obs.tree();
             let device = migration::Device::from_tree(&root, &tree);
             let (table, ok) = migration::table(&migration::verify(&rows, &tree, &device));
@@ -373,7 +409,7 @@ async fn run(cli: Cli) -> Result<bool> {
             let trigger =
                 trigger_cycle.then(|| (format!("{root}/process/ctrl/cycle_start"), &b"1"[..]));
             let filters = vec![format!("{root}/#"), format!("{prefix}/#")];
-            let (obs, _) = listen_and(&broker, filters, for_secs, trigger).await?;
+            let (obs, _) = listen_and(&tls, &broker, filters, for_secs, trigger).await?;
             let tree = obs.tree();
             let report = ha::check(&tree, &prefix);
             println!("{} discovery configs under {prefix}/", report.configs);

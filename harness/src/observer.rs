@@ -49,6 +49,7 @@ impl Observer {
         if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
             opts.set_credentials(u.clone(), p.clone());
         }
+        opts.set_transport(broker.transport()?);
         let (client, mut eventloop) = AsyncClient::new(opts, 1000);
         let mut net = NetworkOptions::new();
         net.set_tcp_nodelay(true);

@@ -151,9 +151,21 @@ impl Rig {
             .next()
             .unwrap_or_default()
             .to_string();
-        let uri = self.cable.as_ref().map(Cable::uri).unwrap_or_default();
+        let uri = self
+            .cable
+            .as_ref()
+            .map(|c| c.uri_for(&ctx().broker))
+            .unwrap_or_default();
         set_path(&mut config, "mqtt.enabled", json!(true))?;
         set_path(&mut config, "mqtt.uri", json!(uri))?;
+        if let Some(tls) = &ctx().broker.tls {
+            set_path(&mut config, "mqtt.tls.cacert", json!(tls.ca_pem))?;
+        }
+        if let (Some(u), Some(p)) = (&ctx().broker.username, &ctx().broker.password) {
+            set_path(&mut config, "mqtt.authmode", json!(1))?;
+            set_path(&mut config, "mqtt.username", json!(u))?;
+            set_path(&mut config, "mqtt.password", json!(p))?;
+        }
         set_path(&mut config, "mqtt.maintopic", json!(self.main_topic))?;
         set_path(&mut config, "mqtt.clientid", json!(self.node))?;
         self.config = Some(config);
