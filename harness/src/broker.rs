@@ -147,8 +147,21 @@ pub fn free_port() -> Result<u16> {
     Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Starts rumqttd in this process (MQTT 3.1.1, anonymous, 1 MiB payloads). Port 0 picks a free port.
+/// Starts rumqttd in this process (MQTT 3.1.1, anonymous, 1 MiB payloads). Port 0 picks a free port (and, should
+/// another process take it first, tries another).
 pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
+    let attempts = if listen.port() == 0 { 3 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        match start_embedded_once(listen) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("embedded broker did not start")))
+}
+
+fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
     let port = if listen.port() == 0 {
         free_port()?
@@ -202,7 +215,7 @@ pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
             }
         })?;
     // Ready when it accepts connections.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(addr).is_err() {
         if std::time::Instant::now() > deadline {
             bail!("embedded broker did not start listening on {addr}");

@@ -216,12 +216,18 @@ async fn reset_then_reboot_keeps_config_and_fallbacks() {
         data["actual_value"], "456",
         "the fallback value survived the reboot"
     );
-    assert!(
-        obs.history_of(&board.t("/device/info/firmware_version"))
-            .len()
-            >= 2,
-        "device info republished"
-    );
+    let start = std::time::Instant::now();
+    while obs
+        .history_of(&board.t("/device/info/firmware_version"))
+        .len()
+        < 2
+    {
+        assert!(
+            start.elapsed() < common::WAIT,
+            "device info was not republished after the reboot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,7 +68,7 @@ async fn tls_proxy(server: Arc<tokio_rustls::rustls::ServerConfig>, broker_port:
 async fn mqtts_with_configured_ca() {
     let broker = Broker::start().await;
     let trusted = pki();
-    let port = tls_proxy(trusted.server.clone(), broker.direct_port).await;
+    let port = tls_proxy(trusted.server.clone(), broker.direct.port).await;
     let obs = Observer::connect(&broker, "#").await;
 
     let topic = unique("vbtls");

@@ -1,19 +1,16 @@
-//! Test bench for the virtual board: a broker (embedded rumqttd behind a cuttable TCP cable, or Debian's mosquitto
-//! with `MQTT_BROKER=mosquitto`), the board as a process, its PTY console, its GPIO socket, an MQTT observer.
+//! Test bench for the virtual board: a broker (the rig's embedded rumqttd behind a cuttable TCP cable, or Debian's
+//! mosquitto with `MQTT_BROKER=mosquitto`), the board as a process, its PTY console, its GPIO socket, an observer.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -36,11 +33,12 @@ pub fn unique(prefix: &str) -> String {
 }
 
 // ---- broker ----
+// The embedded broker, the cable and the observer are the rig's own (harness): one implementation for both.
 
 enum Kind {
-    /// rumqttd in-process; `cable` sits between clients and the broker.
-    Embedded { cable: Cable },
-    /// mosquitto as a child process on `port`.
+    /// rumqttd in-process; boards reach it through `cable`, observers directly.
+    Embedded { cable: harness::broker::Cable },
+    /// mosquitto as a child process on `port` (a real restart kills and starts it again).
     Mosquitto {
         child: Mutex<Option<Child>>,
         port: u16,
@@ -50,10 +48,10 @@ enum Kind {
 
 pub struct Broker {
     kind: Kind,
-    /// Where boards connect (through the cable for the embedded broker).
+    /// Where boards connect.
     pub port: u16,
     /// Where observers connect: straight to the broker, so an outage only cuts the boards off.
-    pub direct_port: u16,
+    pub direct: harness::broker::BrokerTarget,
 }
 
 impl Broker {
@@ -61,13 +59,12 @@ impl Broker {
         if std::env::var("MQTT_BROKER").as_deref() == Ok("mosquitto") {
             let port = free_port();
             let conf = std::env::temp_dir().join(format!("mosq-{port}.conf"));
-            std::fs::write(
-                &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"),
-            )
-            .unwrap();
+            let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n");
+            std::fs::write(&conf, text).unwrap();
             let child = spawn_mosquitto(&conf);
             wait_port(port).await;
+            let direct =
+                harness::broker::BrokerTarget::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
             return Broker {
                 kind: Kind::Mosquitto {
                     child: Mutex::new(Some(child)),
@@ -75,18 +72,17 @@ impl Broker {
                     conf,
                 },
                 port,
-                direct_port: port,
+                direct,
             };
         }
-        let inner = free_port();
-        start_rumqttd(inner);
-        wait_port(inner).await;
-        let cable = Cable::start(inner).await;
+        let direct = harness::broker::start_embedded("127.0.0.1:0".parse().unwrap())
+            .expect("embedded broker");
+        let cable = harness::broker::Cable::start(&direct).await.expect("cable");
         let port = cable.port;
         Broker {
             kind: Kind::Embedded { cable },
             port,
-            direct_port: inner,
+            direct,
         }
     }
 
@@ -99,10 +95,10 @@ impl Broker {
         matches!(self.kind, Kind::Embedded { .. })
     }
 
-    /// Takes the broker away (mosquitto: stopped; embedded: every connection cut and new ones refused).
+    /// Takes the broker away (mosquitto: stopped; embedded: every board connection cut and new ones refused).
     pub async fn outage_begin(&self) {
         match &self.kind {
-            Kind::Embedded { cable } => cable.cut(true),
+            Kind::Embedded { cable } => cable.set_down(true),
             Kind::Mosquitto { child, .. } => {
                 if let Some(mut c) = child.lock().unwrap().take() {
                     let _ = c.kill();
@@ -114,7 +110,7 @@ impl Broker {
 
     pub async fn outage_end(&self) {
         match &self.kind {
-            Kind::Embedded { cable } => cable.cut(false),
+            Kind::Embedded { cable } => cable.set_down(false),
             Kind::Mosquitto { child, port, conf } => {
                 *child.lock().unwrap() = Some(spawn_mosquitto(conf));
                 wait_port(*port).await;
@@ -153,7 +149,10 @@ fn spawn_mosquitto(conf: &PathBuf) -> Child {
 
 async fn wait_port(port: u16) {
     let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(
             start.elapsed() < WAIT,
             "broker on port {port} did not come up"
@@ -162,224 +161,55 @@ async fn wait_port(port: u16) {
     }
 }
 
-fn start_rumqttd(port: u16) {
-    use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let connections = ConnectionSettings {
-        connection_timeout_ms: 5000,
-        max_payload_size: 1024 * 1024,
-        max_inflight_count: 500,
-        auth: None,
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
-        tls: None,
-        next_connection_delay_ms: 0,
-        connections,
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 1000,
-            max_outgoing_packet_count: 2000,
-            max_segment_size: 10 * 1024 * 1024,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some(HashMap::from([("v4".to_string(), server)])),
-        v5: None,
-        ws: None,
-        cluster: None,
-        console: None,
-        bridge: None,
-        prometheus: None,
-        metrics: None,
-    };
-    std::thread::spawn(move || {
-        let mut broker = rumqttd::Broker::new(config);
-        let _ = broker.start();
-    });
-}
+// ---- observer: the rig's, with the panicking conveniences these tests use ----
 
-/// A TCP pass-through that can be cut: cut() drops every connection and refuses new ones until restored.
-pub struct Cable {
-    pub port: u16,
-    down: Arc<AtomicBool>,
-    epoch: Arc<AtomicU32>,
-}
+pub use harness::observer::Seen;
 
-impl Cable {
-    async fn start(target: u16) -> Cable {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicBool::new(false));
-        let epoch = Arc::new(AtomicU32::new(0));
-        let (d, e) = (down.clone(), epoch.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if d.load(Ordering::SeqCst) {
-                    continue; // dropped: refused
-                }
-                let (d, e) = (d.clone(), e.clone());
-                let born = e.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
-                        return;
-                    };
-                    let pump = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let watch = async {
-                        while !d.load(Ordering::SeqCst) && e.load(Ordering::SeqCst) == born {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! { _ = pump => {}, _ = watch => {} }
-                });
-            }
-        });
-        Cable { port, down, epoch }
-    }
-
-    fn cut(&self, down: bool) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.down.store(down, Ordering::SeqCst);
-    }
-}
-
-// ---- observer ----
-
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub payload: String,
-    pub retain: bool,
-}
-
-/// Subscribes to `#` and records every publish (the last per topic, and the full history).
-pub struct Observer {
-    pub client: AsyncClient,
-    notify: Arc<tokio::sync::Notify>,
-    tree: Arc<Mutex<BTreeMap<String, Seen>>>,
-    history: Arc<Mutex<Vec<(String, Seen)>>>,
-}
+pub struct Observer(harness::observer::Observer);
 
 impl Observer {
     pub async fn connect(broker: &Broker, filter: &str) -> Observer {
-        let mut opts = MqttOptions::new(unique("obs"), "127.0.0.1", broker.direct_port);
-        opts.set_keep_alive(Duration::from_secs(30));
-        opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-        let mut network = rumqttc::NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        let tree: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
-        let history: Arc<Mutex<Vec<(String, Seen)>>> = Arc::default();
-        let notify = Arc::new(tokio::sync::Notify::new());
-        let (t, h, n) = (tree.clone(), history.clone(), notify.clone());
-        let (sub_client, sub_filter) = (client.clone(), filter.to_string());
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut ready_tx = Some(ready_tx);
-        tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    // Every (re)connect gets the subscription again (a restarted broker forgot it).
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = sub_client.try_subscribe(sub_filter.clone(), QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(tx) = ready_tx.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let seen = Seen {
-                            payload: String::from_utf8_lossy(&p.payload).into_owned(),
-                            retain: p.retain,
-                        };
-                        t.lock().unwrap().insert(p.topic.clone(), seen.clone());
-                        h.lock().unwrap().push((p.topic, seen));
-                        n.notify_waiters();
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-        tokio::time::timeout(WAIT, ready_rx)
-            .await
-            .expect("observer subscribed")
-            .unwrap();
-        Observer {
-            client,
-            notify,
-            tree,
-            history,
-        }
+        Observer(
+            harness::observer::Observer::connect(&broker.direct, &[filter.to_string()])
+                .await
+                .expect("observer"),
+        )
     }
 
     pub fn get(&self, topic: &str) -> Option<Seen> {
-        self.tree.lock().unwrap().get(topic).cloned()
+        self.0.get(topic)
     }
 
     pub fn topics(&self) -> Vec<String> {
-        self.tree.lock().unwrap().keys().cloned().collect()
+        self.0.tree().into_keys().collect()
     }
 
     pub fn history_of(&self, topic: &str) -> Vec<String> {
-        self.history
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _)| t == topic)
-            .map(|(_, s)| s.payload.clone())
+        self.0
+            .history_of(topic)
+            .into_iter()
+            .map(|s| s.payload)
             .collect()
     }
 
     /// Waits until `topic` carries `payload`; the failure says what the topic had instead.
     pub async fn wait_for(&self, topic: &str, payload: &str) -> Seen {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.get(topic) {
-                if s.payload == payload {
-                    return s;
-                }
-            }
-            if start.elapsed() > WAIT {
-                panic!(
-                    "'{topic}' never read '{payload}'; it had {:?}; history {:?}",
-                    self.get(topic),
-                    self.history_of(topic)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.0
+            .wait_for(topic, payload, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub async fn wait_some(&self, topic: &str) -> Seen {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.get(topic) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "'{topic}' was never published; seen: {:?}",
-                self.topics()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Returns after the next publish arrives (or 50 ms, so a waiter re-checks its deadline).
-    async fn changed(&self) {
-        let _ = tokio::time::timeout(Duration::from_millis(50), self.notify.notified()).await;
+        self.0
+            .wait_published(topic, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub async fn publish(&self, topic: &str, payload: &str) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        self.0
+            .publish(topic, payload.as_bytes(), false)
             .await
             .unwrap();
     }
