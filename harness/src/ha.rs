@@ -218,16 +218,6 @@ pub fn check(tree: &BTreeMap<String, Seen>, prefix: &str) -> Report {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::Duration;
-
-    fn seen(p: &str) -> Seen {
-        Seen {
-            payload: p.into(),
-            retain: false,
-            qos: 1,
-            at: Duration::ZERO,
-        }
-    }
 
     #[test]
     fn expands_abbreviations_and_tilde() {
@@ -246,21 +236,21 @@ mod tests {
     #[test]
     fn finds_every_kind_of_problem() {
         let mut tree = BTreeMap::new();
-        tree.insert("m/a".to_string(), seen(r#"{"x": 1}"#));
+        tree.insert("m/a".to_string(), Seen::live(r#"{"x": 1}"#));
         tree.insert(
             "ha/sensor/n/a/config".to_string(),
-            seen(
+            Seen::live(
                 r#"{"~":"m","stat_t":"~/a","val_tpl":"{{value_json.y}}","uniq_id":"u","name":"A"}"#,
             ),
         );
         tree.insert(
             "ha/sensor/n/b/config".to_string(),
-            seen(r#"{"stat_t":"m/missing","uniq_id":"u","name":"B"}"#),
+            Seen::live(r#"{"stat_t":"m/missing","uniq_id":"u","name":"B"}"#),
         );
-        tree.insert("ha/sensor/n/c/config".to_string(), seen("{nope"));
+        tree.insert("ha/sensor/n/c/config".to_string(), Seen::live("{nope"));
         tree.insert(
             "ha/button/n/d/config".to_string(),
-            seen(r#"{"cmd_t":"m/go","pl_prs":"1","uniq_id":"d","name":"D"}"#),
+            Seen::live(r#"{"cmd_t":"m/go","pl_prs":"1","uniq_id":"d","name":"D"}"#),
         );
         let r = check(&tree, "ha");
         assert_eq!(r.configs, 4);

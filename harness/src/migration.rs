@@ -281,16 +281,6 @@ pub fn table(lines: &[Line]) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn seen(p: &str) -> Seen {
-        Seen {
-            payload: p.into(),
-            retain: false,
-            qos: 1,
-            at: Duration::ZERO,
-        }
-    }
 
     fn rows() -> Vec<Row> {
         parse(include_str!("../../fixtures/migration/v16-v17.toml")).unwrap()
@@ -317,7 +307,7 @@ mod tests {
                 r#"{"sequence_name":"main","actual_value":"1","raw_value":"1","value_status":"000 Valid","rate_per_minute":"0","rate_per_interval":"0","timestamp_processed":"t","fallback_value":"1"}"#,
             ),
         ] {
-            t.insert(k.to_string(), seen(v));
+            t.insert(k.to_string(), Seen::live(v));
         }
         t
     }
@@ -357,8 +347,11 @@ mod tests {
     #[test]
     fn a_v16_topic_or_missing_property_fails() {
         let mut tree = good_tree();
-        tree.insert("m/main/value".into(), seen("1"));
-        tree.insert("m/device/info/network".into(), seen(r#"{"hostname":"h"}"#));
+        tree.insert("m/main/value".into(), Seen::live("1"));
+        tree.insert(
+            "m/device/info/network".into(),
+            Seen::live(r#"{"hostname":"h"}"#),
+        );
         let d = Device::from_tree("m", &tree);
         let (text, ok) = table(&verify(&rows(), &tree, &d));
         assert!(!ok);

@@ -20,6 +20,18 @@ pub struct Seen {
     pub at: Duration,
 }
 
+impl Seen {
+    /// A publish as a live subscriber records it (QoS 1, not retained, at time zero): for checks and tests.
+    pub fn live(payload: &str) -> Seen {
+        Seen {
+            payload: payload.to_string(),
+            retain: false,
+            qos: 1,
+            at: Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Record {
     tree: BTreeMap<String, Seen>,
