@@ -57,7 +57,8 @@ pub struct Placeholders {
 }
 
 impl Placeholders {
-    fn apply(&self, s: &str) -> String {
+    /// Replaces the per-scenario names (main topic, node id) with `[M]` / `[node]`.
+    pub fn apply(&self, s: &str) -> String {
         let mut out = s.to_string();
         if !self.main_topic.is_empty() {
             out = out.replace(&self.main_topic, "[M]");

@@ -647,7 +647,7 @@ async fn json_snapshot(w: &mut Rig, rel: String, name: String) -> Result<()> {
     let mut v: Value = serde_json::from_str(&seen.payload)?;
     snapshot::redact_json(&mut v);
     let text = serde_json::to_string_pretty(&v)?;
-    snapshot::assert_snapshot(&name, &w.placeholders().apply_pub(&text));
+    snapshot::assert_snapshot(&name, &w.placeholders().apply(&text));
     Ok(())
 }
 
@@ -838,17 +838,6 @@ async fn ha_consistent(w: &mut Rig) -> Result<()> {
     Ok(())
 }
 
-impl Placeholders {
-    /// Replaces the per-scenario names in free text.
-    pub fn apply_pub(&self, s: &str) -> String {
-        let mut out = s.replace(&self.main_topic, "[M]");
-        if !self.node.is_empty() {
-            out = out.replace(&self.node, "[node]");
-        }
-        out
-    }
-}
-
 // ---- more steps ----
 
 #[when(expr = "I move the main topic to {string} below it")]
@@ -962,8 +951,7 @@ async fn discovery_snapshot(w: &mut Rig, which: String, name: String) -> Result<
     snapshot::redact_json(&mut v);
     snapshot::assert_snapshot(
         &name,
-        &w.placeholders()
-            .apply_pub(&serde_json::to_string_pretty(&v)?),
+        &w.placeholders().apply(&serde_json::to_string_pretty(&v)?),
     );
     Ok(())
 }

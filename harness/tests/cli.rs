@@ -10,13 +10,6 @@ fn hil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hil"))
 }
 
-fn board_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hil"))
-        .parent()
-        .unwrap()
-        .join("virtual-board")
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -87,7 +80,7 @@ fn live_device_commands() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let mut board = Command::new(board_bin())
+    let mut board = Command::new(harness::board::default_board_bin())
         .arg("--state-dir")
         .arg(&dir)
         .arg("--config")

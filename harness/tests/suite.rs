@@ -16,7 +16,7 @@ fn main() {
         "cannot build virtual-board"
     );
     let hil = env!("CARGO_BIN_EXE_hil");
-    let board = PathBuf::from(hil).parent().unwrap().join("virtual-board");
+    let board = harness::board::default_board_bin();
     let out = Command::new(hil)
         .args(["run", "--concurrency", "8", "--board-bin"])
         .arg(&board)

@@ -52,7 +52,7 @@ async fn suite_over_tls() {
         .unwrap()
         .success());
     let hil = env!("CARGO_BIN_EXE_hil");
-    let board = PathBuf::from(hil).parent().unwrap().join("virtual-board");
+    let board = harness::board::default_board_bin();
 
     let plain = free_port();
     let mut broker = Command::new(hil)

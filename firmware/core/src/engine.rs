@@ -402,7 +402,7 @@ impl Engine {
         format!("{}{rel}", self.config.mqtt.main_topic)
     }
 
-    fn log(&mut self, level: Level, message: impl Into<String>) {
+    pub(crate) fn log(&mut self, level: Level, message: impl Into<String>) {
         self.out.push(Action::Log {
             level,
             message: message.into(),
@@ -1371,10 +1371,6 @@ impl Engine {
     pub fn schedule_discovery(&mut self) {
         self.discovery_pending = true;
         self.flush_scheduled();
-    }
-
-    pub(crate) fn push(&mut self, action: Action) {
-        self.out.push(action);
     }
 }
 

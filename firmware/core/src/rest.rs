@@ -113,10 +113,7 @@ impl Engine {
                 json!({"status": "saved", "config": self.config_redacted()}).to_string(),
             ),
             Err(e) => {
-                self.push(crate::engine::Action::Log {
-                    level: crate::engine::Level::Warn,
-                    message: format!("config refused: {e}"),
-                });
+                self.log(crate::engine::Level::Warn, format!("config refused: {e}"));
                 reply(400, JSON, config_error_body(&e))
             }
         }

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,13 +12,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const WAIT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -57,7 +49,7 @@ pub struct Broker {
 impl Broker {
     pub async fn start() -> Broker {
         if std::env::var("MQTT_BROKER").as_deref() == Ok("mosquitto") {
-            let port = free_port();
+            let port = harness::broker::free_port().expect("free port");
             let conf = std::env::temp_dir().join(format!("mosq-{port}.conf"));
             let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n");
             std::fs::write(&conf, text).unwrap();
@@ -243,24 +235,8 @@ pub fn config(broker: &Broker, topic: &str, extra: Value) -> Value {
         ]},
         "network": {"time": {"timezone": "UTC0"}}
     });
-    merge(&mut base, &extra);
+    meter_core::config::merge(&mut base, &extra);
     base
-}
-
-pub fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                match b.get_mut(k) {
-                    Some(e) if e.is_object() && v.is_object() => merge(e, v),
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
 }
 
 impl Board {
@@ -380,21 +356,7 @@ impl Drop for Board {
     }
 }
 
-/// A minimal HTTP/1.1 client: (status, body).
+/// One HTTP/1.1 exchange with the board: (status, body).
 pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}", body.len()).unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    harness::world::http_request(addr, method, path, body).expect("HTTP request")
 }
