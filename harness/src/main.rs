@@ -117,6 +117,52 @@ enum Command {
         #[command(subcommand)]
         command: HaCommand,
     },
+    /// Flash an app image (.bin, written at 0x10000) or an ELF (bootloader + partition table + app) over serial.
+    Flash {
+        /// Serial port (default: the one ESP32 found by USB id; a list to pick from when there are several).
+        #[arg(long)]
+        port: Option<PathBuf>,
+        /// Baud rate for the transfer (the connection starts at 115200).
+        #[arg(long, default_value_t = 921_600)]
+        baud: u32,
+        /// How to get the chip into its loader.
+        #[arg(long, value_enum, default_value = "default-reset")]
+        before: harness::flasher::Before,
+        /// What to do once written.
+        #[arg(long, value_enum, default_value = "hard-reset")]
+        after: harness::flasher::After,
+        /// Skip the MD5 check of the written flash.
+        #[arg(long)]
+        no_verify: bool,
+        /// Talk to the ROM loader only (no flasher stub upload).
+        #[arg(long)]
+        no_stub: bool,
+        /// IMAGE.bin (ESP-IDF app image) or ELF.
+        image: PathBuf,
+    },
+    /// Serial console with timestamps; typed lines go to the board; Ctrl-C exits.
+    Monitor {
+        #[arg(long)]
+        port: Option<PathBuf>,
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+    },
+    /// Write an ESP32-C3 app image whose app descriptor carries VERSION (what the virtual board boots as firmware).
+    Image {
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        output: PathBuf,
+        /// Project name in the app descriptor.
+        #[arg(long, default_value = harness::app_image::DEFAULT_PROJECT)]
+        project: String,
+        /// Pad the image to this many bytes (e.g. 1048576 for timing a 1 MiB flash).
+        #[arg(long, default_value_t = 0)]
+        size: usize,
+        /// Chip the image is for (esp32c3; another chip makes an image the rig must refuse).
+        #[arg(long, default_value = "esp32c3")]
+        chip: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +207,33 @@ enum HaCommand {
         #[arg(long)]
         trigger_cycle: bool,
     },
+}
+
+/// `HIL_LOG=debug` (or info/trace) prints what the libraries log, e.g. every espflash command.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn init_log() {
+    let level = match std::env::var("HIL_LOG").as_deref() {
+        Ok("trace") => log::LevelFilter::Trace,
+        Ok("debug") => log::LevelFilter::Debug,
+        Ok("info") => log::LevelFilter::Info,
+        _ => return,
+    };
+    if log::set_logger(&StderrLog).is_ok() {
+        log::set_max_level(level);
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -228,6 +301,83 @@ async fn run(cli: Cli) -> Result<bool> {
         key: cli.client_key,
     };
     match cli.command {
+        Command::Flash {
+            port,
+            baud,
+            before,
+            after,
+            no_verify,
+            no_stub,
+            image,
+        } => {
+            use harness::flasher;
+            let payload = flasher::load_payload(&image)?;
+            let port = match port {
+                Some(p) => p,
+                None => flasher::detect_port(true)?,
+            };
+            if flasher::is_pseudo_terminal(&port) && before != flasher::Before::NoReset {
+                eprintln!("note: {} is a pseudo-terminal (no DTR/RTS): assuming the board already waits in download mode", port.display());
+            }
+            let opts = flasher::FlashOptions {
+                port,
+                baud,
+                before,
+                after,
+                verify: !no_verify,
+                stub: !no_stub,
+            };
+            let report = flasher::flash(&opts, &payload, &mut flasher::Bar::default())?;
+            println!(
+                "flashed {} bytes{} in {:.2?} ({}), {}",
+                report.bytes,
+                report
+                    .version
+                    .map(|v| format!(" (version {v})"))
+                    .unwrap_or_default(),
+                report.elapsed,
+                if report.stub { "stub" } else { "ROM loader" },
+                report.reset
+            );
+            Ok(true)
+        }
+        Command::Monitor { port, baud } => {
+            let port = match port {
+                Some(p) => p,
+                None => harness::flasher::detect_port(true)?,
+            };
+            harness::monitor::run(&port, baud, &mut std::io::stdout())?;
+            Ok(true)
+        }
+        Command::Image {
+            version,
+            output,
+            project,
+            size,
+            chip,
+        } => {
+            use harness::app_image;
+            let chip_id = app_image::chip_id(&chip).with_context(|| {
+                format!("unknown chip '{chip}' (known: esp32, esp32s2, esp32c3, esp32s3, esp32c2, esp32c6, esp32h2, esp32p4)")
+            })?;
+            let spec = app_image::ImageSpec {
+                version,
+                project,
+                chip_id,
+                size,
+            };
+            let image = app_image::build(&spec)?;
+            std::fs::write(&output, &image)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!(
+                "{}: {} bytes, {} app image, version {}",
+                output.display(),
+                image.len(),
+                app_image::chip_name(chip_id),
+                spec.version
+            );
+            Ok(true)
+        }
         Command::Run {
             broker,
             username,
@@ -449,6 +599,7 @@ async fn run(cli: Cli) -> Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_log();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

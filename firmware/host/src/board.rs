@@ -14,20 +14,39 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::app_image;
 use crate::flash::{Flash, CONFIG, FALLBACKS};
 use crate::gpio_lines::{self, Drive, Lines};
 use crate::http::{self, Exchange};
 use crate::mqtt::{self, Connection, MqttEvent};
-use crate::uart::{self, Pty, Uart};
+use crate::rom_loader::{Output, RomLoader};
+use crate::spi_flash::SpiFlash;
+use crate::uart::{self, LineSplitter, Pty, Uart};
 
-/// What the firmware reports as its version when no image was flashed.
+/// What the firmware reports as its version when no image was flashed (the factory firmware).
 pub const HOST_FIRMWARE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-host");
+const PROJECT_NAME: &str = "meterrig";
+/// A bootloader that finds no app resets and tries again, this often.
+const BOOT_RETRY: Duration = Duration::from_secs(1);
+
+/// What runs on the chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The firmware (the core) runs.
+    App,
+    /// The ROM serial loader waits for a flasher.
+    Download,
+    /// No bootable app: the bootloader resets and fails again, until the next reset into download mode.
+    BootLoop { since: Instant },
+}
 
 /// How the board was started.
 pub struct Options {
     pub state_dir: PathBuf,
     pub config: Option<PathBuf>,
     pub download: bool,
+    /// Simulated UART line rate (both directions); none = as fast as the PTY goes.
+    pub uart_baud: Option<u32>,
 }
 
 fn now_ms() -> u64 {
@@ -57,9 +76,13 @@ struct Board {
     last_mqtt_failure: Option<String>,
     generation: u64,
     mqtt_events: mpsc::Sender<MqttEvent>,
-    download: bool,
+    mode: Mode,
     booted_at: Instant,
     mac: String,
+    firmware_version: String,
+    spi: SpiFlash,
+    loader: RomLoader,
+    console: LineSplitter,
 }
 
 impl Board {
@@ -76,7 +99,7 @@ impl Board {
             sd_partition_mb: 0,
             ip_address: "127.0.0.1".into(),
             mac_address: self.mac.clone(),
-            firmware_version: HOST_FIRMWARE_VERSION.into(),
+            firmware_version: self.firmware_version.clone(),
         }
     }
 
@@ -111,10 +134,49 @@ impl Board {
         eprintln!("{line}");
     }
 
-    fn boot(&mut self) {
-        self.download = false;
+    fn app_running(&self) -> bool {
+        self.mode == Mode::App
+    }
+
+    /// Why the board does not answer, for the rig's GPIO and HTTP clients.
+    fn not_running_reason(&self) -> &'static str {
+        match self.mode {
+            Mode::Download => "the board is in download mode",
+            _ => "no app is running (the bootloader found no bootable image)",
+        }
+    }
+
+    /// Boots from flash: the factory firmware on a never-flashed chip, else the app image the bootloader accepts.
+    fn boot(&mut self, reset_reason: &str) {
         self.booted_at = Instant::now();
-        for line in uart::boot_banner(HOST_FIRMWARE_VERSION) {
+        self.console.clear();
+        let (offset, project, version) = if self.spi.is_programmed() {
+            match app_image::find_app(self.spi.contents()) {
+                Ok(app) => (app.offset, app.project_name, app.version),
+                Err(failure) => {
+                    for line in uart::bootloader_banner(reset_reason) {
+                        self.uart.line(&line);
+                    }
+                    for line in &failure.lines {
+                        self.uart.line(line);
+                        eprintln!("{line}");
+                    }
+                    self.mode = Mode::BootLoop {
+                        since: Instant::now(),
+                    };
+                    return;
+                }
+            }
+        } else {
+            (
+                app_image::DEFAULT_APP_OFFSET,
+                PROJECT_NAME.to_string(),
+                HOST_FIRMWARE_VERSION.to_string(),
+            )
+        };
+        self.mode = Mode::App;
+        self.firmware_version = version;
+        for line in uart::boot_banner(reset_reason, offset, &project, &self.firmware_version) {
             self.uart.line(&line);
         }
         self.engine = Engine::new();
@@ -143,14 +205,57 @@ impl Board {
     fn reboot(&mut self) {
         self.uart.line("Rebooting...");
         self.cut_mqtt();
-        self.boot();
+        self.boot("0xc (RTC_SW_CPU_RST)");
     }
 
     fn enter_download(&mut self) {
         self.cut_mqtt();
-        self.download = true;
+        self.mode = Mode::Download;
+        self.loader = RomLoader::new(mac_bytes(&self.mac));
         for line in uart::download_banner() {
             self.uart.line(&line);
+        }
+    }
+
+    /// Bytes from the host: console lines for the app, SLIP packets for the ROM loader, nothing in a boot loop.
+    fn on_uart(&mut self, bytes: &[u8]) {
+        match self.mode {
+            Mode::App => {
+                for line in self.console.feed(bytes) {
+                    self.handle(Event::ConsoleLine(line));
+                    if !self.app_running() {
+                        break;
+                    }
+                }
+            }
+            Mode::Download => {
+                for output in self.loader.feed(bytes, &mut self.spi) {
+                    match output {
+                        Output::Uart(frame) => self.uart.raw(&frame),
+                        Output::RunApp => {
+                            eprintln!("ROM loader: run user code");
+                            self.boot("0xc (RTC_SW_CPU_RST)");
+                        }
+                        Output::Reboot => {
+                            eprintln!("ROM loader: reboot (strapping still latched)");
+                            self.enter_download();
+                        }
+                        Output::Baud(baud) => {
+                            eprintln!("ROM loader: host changed the baud rate to {baud}")
+                        }
+                    }
+                }
+            }
+            Mode::BootLoop { .. } => {}
+        }
+    }
+
+    /// A boot loop prints its failure again after every bootloader reset.
+    fn on_boot_loop_tick(&mut self) {
+        if let Mode::BootLoop { since } = self.mode {
+            if since.elapsed() >= BOOT_RETRY {
+                self.boot("0x3 (RTC_SW_SYS_RST)");
+            }
         }
     }
 
@@ -237,7 +342,7 @@ impl Board {
         }
         if download {
             self.enter_download();
-        } else if reboot {
+        } else if reboot && self.app_running() {
             self.reboot();
         }
         http
@@ -250,12 +355,12 @@ impl Board {
 
     fn on_mqtt(&mut self, event: MqttEvent) {
         match event {
-            MqttEvent::Connected(g) if g == self.generation && !self.download => {
+            MqttEvent::Connected(g) if g == self.generation && self.app_running() => {
                 self.mqtt_up = true;
                 self.last_mqtt_failure = None;
                 self.handle(Event::MqttConnected);
             }
-            MqttEvent::Disconnected(g, why) if g == self.generation && !self.download => {
+            MqttEvent::Disconnected(g, why) if g == self.generation && self.app_running() => {
                 if self.mqtt_up {
                     self.mqtt_up = false;
                     self.log(Level::Warn, &format!("MQTT: connection lost: {why}"));
@@ -269,7 +374,7 @@ impl Board {
                     self.last_mqtt_failure = Some(why);
                 }
             }
-            MqttEvent::Message(g, topic, payload) if g == self.generation && !self.download => {
+            MqttEvent::Message(g, topic, payload) if g == self.generation && self.app_running() => {
                 self.handle(Event::MqttMessage { topic, payload });
             }
             _ => {}
@@ -277,10 +382,8 @@ impl Board {
     }
 
     fn on_drive(&mut self, drive: Drive) {
-        if self.download {
-            let _ = drive
-                .reply
-                .send(Err("the board is in download mode".into()));
+        if !self.app_running() {
+            let _ = drive.reply.send(Err(self.not_running_reason().into()));
             return;
         }
         self.lines.set_input(drive.pin, drive.level);
@@ -292,11 +395,11 @@ impl Board {
     }
 
     fn on_http(&mut self, exchange: Exchange) {
-        let resp = if self.download {
+        let resp = if !self.app_running() {
             HttpResponse {
                 status: 503,
                 content_type: "application/json",
-                body: json!({"error": "the board is in download mode"}).to_string(),
+                body: json!({"error": self.not_running_reason()}).to_string(),
             }
         } else {
             self.handle(Event::Http(exchange.request))
@@ -321,16 +424,26 @@ fn mac_for(dir: &std::path::Path) -> String {
     )
 }
 
+fn mac_bytes(mac: &str) -> [u8; 6] {
+    let mut bytes = [0u8; 6];
+    for (b, part) in bytes.iter_mut().zip(mac.split(':')) {
+        *b = u8::from_str_radix(part, 16).unwrap_or(0);
+    }
+    bytes
+}
+
 /// Runs the board until SIGTERM / SIGINT (the reset button) or SIGKILL (power loss).
 pub async fn run(opts: Options) -> Result<()> {
     let flash = Flash::open(&opts.state_dir)?;
     if let Some(path) = &opts.config {
         seed_config(&flash, path)?;
     }
-    let (console_tx, mut console_rx) = mpsc::channel::<String>(1024);
-    let (serial, uart, _slave) = Pty::open()?.spawn_reader(move |line| {
-        let _ = console_tx.blocking_send(line);
-    });
+    let spi = SpiFlash::open(flash.dir())?;
+    let (uart_tx, mut uart_rx) = mpsc::channel::<Vec<u8>>(1024);
+    let (serial, uart, _slave) =
+        Pty::open(opts.uart_baud)?.spawn_reader(opts.uart_baud, move |bytes| {
+            let _ = uart_tx.blocking_send(bytes);
+        })?;
     let (http_tx, mut http_rx) = mpsc::channel(64);
     let http_addr = http::serve(http_tx).await?;
     let lines = Lines::new();
@@ -343,9 +456,14 @@ pub async fn run(opts: Options) -> Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
 
+    let mac = mac_for(flash.dir());
     let mut board = Board {
         engine: Engine::new(),
-        mac: mac_for(flash.dir()),
+        loader: RomLoader::new(mac_bytes(&mac)),
+        mac,
+        firmware_version: HOST_FIRMWARE_VERSION.to_string(),
+        spi,
+        console: LineSplitter::default(),
         flash,
         uart,
         lines,
@@ -354,13 +472,13 @@ pub async fn run(opts: Options) -> Result<()> {
         last_mqtt_failure: None,
         generation: 0,
         mqtt_events: mqtt_tx,
-        download: false,
+        mode: Mode::App,
         booted_at: Instant::now(),
     };
     if opts.download {
         board.enter_download();
     } else {
-        board.boot();
+        board.boot("0x1 (POWERON)");
     }
 
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -369,16 +487,13 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            Some(line) = console_rx.recv() => {
-                if !board.download {
-                    board.handle(Event::ConsoleLine(line));
-                }
-            }
+            Some(bytes) = uart_rx.recv() => board.on_uart(&bytes),
             Some(exchange) = http_rx.recv() => board.on_http(exchange),
             Some(drive) = drive_rx.recv() => board.on_drive(drive),
             Some(event) = mqtt_rx.recv() => board.on_mqtt(event),
             _ = tick.tick() => {
-                if !board.download {
+                board.on_boot_loop_tick();
+                if board.app_running() {
                     if status_at.elapsed() > Duration::from_secs(10) {
                         status_at = Instant::now();
                         let status = board.status();

@@ -1,7 +1,7 @@
 //! `virtual-board`: the meter firmware core on the host, reached exactly like a real board.
 //!
 //! ```text
-//! virtual-board --state-dir DIR [--config FILE] [--download]
+//! virtual-board --state-dir DIR [--config FILE] [--download] [--uart-baud N]
 //! virtual-board replay --config FILE --frames FILE.jsonl [--start UNIX]
 //! ```
 //!
@@ -12,12 +12,16 @@
 //! button (both drop the MQTT connection without DISCONNECT, so the broker publishes the LWT); a restart on the
 //! same DIR is a reboot.
 
+mod app_image;
 mod board;
 mod flash;
 mod gpio_lines;
 mod http;
 mod mqtt;
 mod replay;
+mod rom_loader;
+mod slip;
+mod spi_flash;
 mod uart;
 
 use std::fs::File;
@@ -43,9 +47,12 @@ struct Cli {
     /// Seed the config (reference config.json schema, may be partial: defaults fill the rest).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Start in ROM serial download mode.
+    /// Start in ROM serial download mode (BOOT held at reset): the ROM loader serves flashers on the UART.
     #[arg(long)]
     download: bool,
+    /// Simulate a UART line rate (8N1, both directions) so flashing takes as long as on a real wire.
+    #[arg(long, value_name = "BAUD", value_parser = clap::value_parser!(u32).range(300..=5_000_000))]
+    uart_baud: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +100,7 @@ fn run(cli: Cli) -> Result<()> {
                 state_dir,
                 config: cli.config,
                 download: cli.download,
+                uart_baud: cli.uart_baud,
             }))
         }
     }

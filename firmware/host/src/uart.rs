@@ -1,29 +1,96 @@
 //! UART0 as a pseudo-terminal: the rig (or `screen /dev/pts/N`) opens the slave side like a USB serial port.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::pty::openpty;
 use nix::sys::termios::{self, SetArg};
 
+/// A simulated line rate: bytes may not pass faster than 10 bit times each (8N1).
+#[derive(Debug)]
+pub struct Wire {
+    baud: u32,
+    free_at: Instant,
+}
+
+impl Wire {
+    pub fn new(baud: u32) -> Wire {
+        Wire {
+            baud: baud.max(1),
+            free_at: Instant::now(),
+        }
+    }
+
+    /// Blocks until `n` more bytes could have crossed the wire.
+    fn pass(&mut self, n: usize) {
+        let now = Instant::now();
+        let start = self.free_at.max(now);
+        self.free_at = start + Duration::from_secs_f64(n as f64 * 10.0 / f64::from(self.baud));
+        if self.free_at > now {
+            std::thread::sleep(self.free_at - now);
+        }
+    }
+}
+
 /// The writable side of the UART, shared by everything that prints.
 #[derive(Clone)]
 pub struct Uart {
     out: Arc<Mutex<File>>,
+    wire: Option<Arc<Mutex<Wire>>>,
 }
 
 impl Uart {
     /// Writes one line (a `\r\n` ends it, as an ESP32 console does).
     pub fn line(&self, text: &str) {
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.raw(&bytes);
+    }
+
+    /// Writes bytes as they are (the ROM loader's SLIP frames).
+    pub fn raw(&self, bytes: &[u8]) {
+        if let Some(wire) = &self.wire {
+            if let Ok(mut w) = wire.lock() {
+                w.pass(bytes.len());
+            }
+        }
         if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.write_all(b"\r\n");
+            let _ = out.write_all(bytes);
             let _ = out.flush();
         }
+    }
+}
+
+/// Splits console input into lines (CR, LF or CRLF end a line; blank lines are dropped).
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                if !line.trim().is_empty() {
+                    lines.push(line);
+                }
+            } else {
+                self.partial.push(b);
+            }
+        }
+        lines
+    }
+
+    pub fn clear(&mut self) {
+        self.partial.clear();
     }
 }
 
@@ -37,7 +104,8 @@ pub struct Pty {
 }
 
 impl Pty {
-    pub fn open() -> Result<Pty> {
+    /// Opens the PTY; with `baud`, both directions are slowed to that line rate.
+    pub fn open(baud: Option<u32>) -> Result<Pty> {
         let pty = openpty(None, None).context("cannot open a pseudo-terminal")?;
         // Raw like a UART: no echo, no line editing, no CR/LF translation.
         let mut attrs = termios::tcgetattr(pty.slave.as_fd())?;
@@ -54,65 +122,71 @@ impl Pty {
             path,
             uart: Uart {
                 out: Arc::new(Mutex::new(writer)),
+                wire: baud.map(|b| Arc::new(Mutex::new(Wire::new(b)))),
             },
             master_reader: master,
             _slave: pty.slave,
         })
     }
 
-    /// Reads typed lines on a thread and hands each to `on_line` (CR, LF or CRLF end a line).
+    /// Reads what the host sends on a thread and hands each chunk to `on_bytes`.
     pub fn spawn_reader(
         self,
-        on_line: impl Fn(String) + Send + 'static,
-    ) -> (PathBuf, Uart, OwnedFd) {
+        baud: Option<u32>,
+        on_bytes: impl Fn(Vec<u8>) + Send + 'static,
+    ) -> Result<(PathBuf, Uart, OwnedFd)> {
         let Pty {
             path,
             uart,
-            master_reader,
+            mut master_reader,
             _slave,
         } = self;
+        let mut wire = baud.map(Wire::new);
         std::thread::Builder::new()
             .name("uart-rx".into())
             .spawn(move || {
-                let mut reader = BufReader::new(master_reader);
-                let mut buf = Vec::new();
+                let mut buf = vec![0u8; 64 * 1024];
                 loop {
-                    buf.clear();
-                    match reader.read_until(b'\n', &mut buf) {
+                    match master_reader.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&buf);
-                            for part in text.split('\r') {
-                                let line = part.trim_end_matches('\n');
-                                if !line.trim().is_empty() {
-                                    on_line(line.to_string());
-                                }
+                        Ok(n) => {
+                            if let Some(w) = wire.as_mut() {
+                                w.pass(n);
                             }
+                            on_bytes(buf[..n].to_vec());
                         }
                     }
                 }
             })
-            .expect("spawn uart reader");
-        (path, uart, _slave)
+            .context("cannot start the UART reader")?;
+        Ok((path, uart, _slave))
     }
 }
 
-/// An ESP32-C3 ROM + bootloader banner, then the app's identification lines.
-pub fn boot_banner(version: &str) -> Vec<String> {
+/// The ROM and second-stage bootloader lines up to the point where the app image is checked.
+pub fn bootloader_banner(reset_reason: &str) -> Vec<String> {
     vec![
         "ESP-ROM:esp32c3-api1-20210207".into(),
         "Build:Feb  7 2021".into(),
-        "rst:0x1 (POWERON),boot:0xc (SPI_FAST_FLASH_BOOT)".into(),
+        format!("rst:{reset_reason},boot:0xc (SPI_FAST_FLASH_BOOT)"),
         "SPIWP:0xee".into(),
         "mode:DIO, clock div:1".into(),
         "load:0x3fcd5820,len:0x1714".into(),
         "entry 0x403cc710".into(),
         "I (30) boot: ESP-IDF v5.1 2nd stage bootloader".into(),
-        "I (35) boot: Loaded app from partition at offset 0x10000".into(),
-        "I (40) app_init: Project name:     meterrig".into(),
-        format!("I (45) app_init: App version:      {version}"),
-        "I (50) cpu_start: Pro cpu start user code".into(),
     ]
+}
+
+/// The lines of a successful boot: bootloader, then the app's identification.
+pub fn boot_banner(reset_reason: &str, offset: usize, project: &str, version: &str) -> Vec<String> {
+    let mut lines = bootloader_banner(reset_reason);
+    lines.push(format!(
+        "I (35) boot: Loaded app from partition at offset 0x{offset:x}"
+    ));
+    lines.push(format!("I (40) app_init: Project name:     {project}"));
+    lines.push(format!("I (45) app_init: App version:      {version}"));
+    lines.push("I (50) cpu_start: Pro cpu start user code".into());
+    lines
 }
 
 /// The ROM's banner in serial download mode.

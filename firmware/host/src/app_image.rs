@@ -1,0 +1,184 @@
+//! What the second-stage bootloader checks before it starts the app: the partition table, then the app image at
+//! the app partition (magic, chip id, segments, checksum, appended SHA-256) and its app descriptor.
+//! Messages follow ESP-IDF's, so a console log of the virtual board reads like a real one.
+
+use sha2::{Digest, Sha256};
+
+pub const PARTITION_TABLE_OFFSET: usize = 0x8000;
+pub const DEFAULT_APP_OFFSET: usize = 0x10000;
+pub const DEFAULT_APP_SIZE: usize = 0x3F0000;
+const IMAGE_MAGIC: u8 = 0xE9;
+const HEADER_LEN: usize = 24;
+const SEGMENT_HEADER_LEN: usize = 8;
+const MAX_SEGMENTS: usize = 16;
+const APP_DESC_MAGIC: u32 = 0xABCD_5432;
+const APP_DESC_LEN: usize = 256;
+const CHIP_ID_ESP32C3: u16 = 5;
+
+/// The app the bootloader starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub offset: usize,
+    pub version: String,
+    pub project_name: String,
+}
+
+/// Why nothing boots, as the bootloader prints it (several lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFailure {
+    pub lines: Vec<String>,
+}
+
+impl BootFailure {
+    fn new(lines: Vec<String>) -> BootFailure {
+        BootFailure { lines }
+    }
+}
+
+/// An app partition from the table (or the default layout when the table sector is blank).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AppPartition {
+    offset: usize,
+    size: usize,
+}
+
+/// Finds and checks the app to boot in a flash chip's contents.
+pub fn find_app(flash: &[u8]) -> Result<App, BootFailure> {
+    let partition = app_partition(flash)?;
+    check_image(flash, partition).map_err(|why| {
+        let mut lines = vec![why];
+        lines.push("E (55) boot: Factory app partition is not bootable".into());
+        lines.push("E (60) boot: No bootable app partitions in the partition table".into());
+        BootFailure::new(lines)
+    })
+}
+
+fn app_partition(flash: &[u8]) -> Result<AppPartition, BootFailure> {
+    let table = &flash[PARTITION_TABLE_OFFSET..PARTITION_TABLE_OFFSET + 0xC00];
+    if table.iter().all(|&b| b == 0xFF) {
+        return Ok(AppPartition {
+            offset: DEFAULT_APP_OFFSET,
+            size: DEFAULT_APP_SIZE,
+        });
+    }
+    let mut apps = Vec::new();
+    for (i, entry) in table.chunks(32).enumerate() {
+        match (entry[0], entry[1]) {
+            (0xAA, 0x50) => {
+                let (kind, subtype) = (entry[2], entry[3]);
+                let offset = le32(&entry[4..8]) as usize;
+                let size = le32(&entry[8..12]) as usize;
+                if kind == 0 && (subtype == 0x00 || (0x10..0x20).contains(&subtype)) {
+                    apps.push((subtype, AppPartition { offset, size }));
+                }
+            }
+            (0xEB, 0xEB) => {
+                let digest = md5::Md5::digest(&table[..i * 32]);
+                if entry[16..32] != digest[..] {
+                    return Err(BootFailure::new(vec![
+                        "E (40) flash_parts: Incorrect MD5 checksum of the partition table".into(),
+                        "E (45) boot: Failed to verify partition table".into(),
+                    ]));
+                }
+            }
+            (0xFF, 0xFF) => break,
+            (a, b) => {
+                return Err(BootFailure::new(vec![
+                    format!(
+                        "E (40) flash_parts: partition {i} invalid magic number 0x{:04x}",
+                        u16::from_le_bytes([a, b])
+                    ),
+                    "E (45) boot: Failed to verify partition table".into(),
+                ]))
+            }
+        }
+    }
+    // Factory first, then the first OTA slot (no otadata on this board).
+    apps.sort_by_key(|(subtype, _)| *subtype);
+    apps.first().map(|(_, p)| *p).ok_or_else(|| {
+        BootFailure::new(vec![
+            "E (50) boot: No bootable app partitions in the partition table".into(),
+        ])
+    })
+}
+
+fn check_image(flash: &[u8], partition: AppPartition) -> Result<App, String> {
+    let at = partition.offset;
+    let end = (at + partition.size).min(flash.len());
+    let image = flash.get(at..end).ok_or(format!(
+        "E (45) esp_image: image at 0x{at:x} is outside the flash"
+    ))?;
+    if image.len() < HEADER_LEN || image[0] != IMAGE_MAGIC {
+        return Err(format!(
+            "E (45) esp_image: image at 0x{at:x} has invalid magic byte (nothing flashed here?)"
+        ));
+    }
+    let chip_id = u16::from_le_bytes([image[12], image[13]]);
+    if chip_id != CHIP_ID_ESP32C3 {
+        return Err(format!(
+            "E (45) boot_comm: mismatch chip ID, expected {CHIP_ID_ESP32C3}, found {chip_id}"
+        ));
+    }
+    let segments = usize::from(image[1]);
+    if segments == 0 || segments > MAX_SEGMENTS {
+        return Err(format!(
+            "E (45) esp_image: image at 0x{at:x} has {segments} segments"
+        ));
+    }
+    let mut pos = HEADER_LEN;
+    let mut checksum = 0xEFu8;
+    let mut first_segment: Option<&[u8]> = None;
+    for n in 0..segments {
+        let header = image.get(pos..pos + SEGMENT_HEADER_LEN).ok_or(format!(
+            "E (45) esp_image: image at 0x{at:x} is truncated at segment {n}"
+        ))?;
+        let load = le32(&header[0..4]);
+        let len = le32(&header[4..8]) as usize;
+        let data = image
+            .get(pos + SEGMENT_HEADER_LEN..pos + SEGMENT_HEADER_LEN + len)
+            .ok_or(format!(
+                "E (45) esp_image: Segment {n} 0x{load:08x}-0x{:08x} invalid: longer than the partition",
+                load as usize + len
+            ))?;
+        checksum = data.iter().fold(checksum, |c, b| c ^ b);
+        first_segment.get_or_insert(data);
+        pos += SEGMENT_HEADER_LEN + len;
+    }
+    // Zero padding up to a 16-byte boundary, of which the checksum is the last byte.
+    let checksum_at = (pos + 16) / 16 * 16 - 1;
+    let stored = *image
+        .get(checksum_at)
+        .ok_or("E (45) esp_image: image is truncated before its checksum")?;
+    if stored != checksum {
+        return Err(format!(
+            "E (45) esp_image: Checksum failed. Calculated 0x{checksum:x} read 0x{stored:x}"
+        ));
+    }
+    let hash_appended = image[23] == 1;
+    if hash_appended {
+        let signed = &image[..=checksum_at];
+        let stored_hash = image
+            .get(checksum_at + 1..checksum_at + 33)
+            .ok_or("E (45) esp_image: image is truncated before its SHA-256")?;
+        if Sha256::digest(signed)[..] != stored_hash[..] {
+            return Err("E (45) esp_image: Image hash failed - image is corrupt".into());
+        }
+    }
+    let desc = first_segment
+        .filter(|d| d.len() >= APP_DESC_LEN && le32(&d[0..4]) == APP_DESC_MAGIC)
+        .ok_or("E (45) esp_image: no app descriptor (esp_app_desc_t) at the start of the first segment")?;
+    Ok(App {
+        offset: at,
+        version: c_string(&desc[16..48]),
+        project_name: c_string(&desc[48..80]),
+    })
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}

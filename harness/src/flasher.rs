@@ -1,0 +1,494 @@
+//! Flashing over serial with the espflash library: port discovery, connection (reset strategies, ROM or stub),
+//! writing an app image or an ELF, verification, reset. Every failure says what to do about it.
+//!
+//! The espflash *CLI* only opens ports it can enumerate, so it cannot flash a pseudo-terminal; the library can,
+//! which is how the virtual board is flashed through the very same path as a real board.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use espflash::command::Command;
+use espflash::connection::{Connection, ResetAfterOperation, ResetBeforeOperation};
+use espflash::flasher::{FlashData, FlashSettings, Flasher};
+use espflash::image_format::{idf::IdfBootloaderFormat, ImageFormat};
+use espflash::target::{Chip, ProgressCallbacks, XtalFrequency};
+use serialport::{SerialPortType, UsbPortInfo};
+
+use crate::app_image::{self, ImageError};
+
+/// Where a plain app image goes when no partition table says otherwise.
+pub const APP_OFFSET: u32 = 0x10000;
+/// USB bridges an ESP32 board is found behind: (vid, pid, name).
+pub const KNOWN_BRIDGES: &[(u16, u16, &str)] = &[
+    (0x303A, 0x1001, "Espressif USB-JTAG/serial"),
+    (0x10C4, 0xEA60, "Silicon Labs CP210x"),
+    (0x1A86, 0x7523, "WCH CH340"),
+    (0x1A86, 0x55D4, "WCH CH9102"),
+    (0x1A86, 0x55D3, "WCH CH343"),
+    (0x0403, 0x6001, "FTDI FT232R"),
+    (0x0403, 0x6010, "FTDI FT2232"),
+    (0x0403, 0x6014, "FTDI FT232H"),
+    (0x0403, 0x6015, "FTDI FT231X"),
+];
+
+/// Why flashing failed, with the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    #[error("no ESP32 serial port found (looked for {}); plug the board in or pass --port{}", known_list(), list_ports(.0))]
+    NoPort(Vec<String>),
+    #[error("several ESP32 serial ports found, pass one with --port:{}", list_ports(.0))]
+    AmbiguousPort(Vec<String>),
+    #[error(
+        "{port} does not exist: is the board plugged in (or the virtual board still running)?"
+    )]
+    PortMissing { port: String },
+    #[error("permission denied on {port}: add yourself to the serial group (`sudo usermod -aG dialout $USER`, then log in again)")]
+    PermissionDenied { port: String },
+    #[error("{port} is busy: {holders} has it open; close that program (serial monitor, screen, another flash) and retry")]
+    PortBusy { port: String, holders: String },
+    #[error("cannot open {port}: {detail}")]
+    Open { port: String, detail: String },
+    #[error("no sync reply from the ROM loader on {port}: put the chip in download mode (hold BOOT, GPIO9 on ESP32-C3, while pressing RESET), check the USB cable, or try --before {hint}")]
+    NoSync { port: String, hint: &'static str },
+    #[error("wrong chip: {what}")]
+    WrongChip { what: String },
+    #[error("the image ({size} bytes at 0x{offset:x}) is larger than the app partition ({partition} bytes); shrink the firmware or use a larger flash/partition")]
+    TooLarge {
+        size: usize,
+        offset: u32,
+        partition: usize,
+    },
+    #[error("{path}: {source}")]
+    BadImage { path: String, source: ImageError },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("flashing failed: {0}")]
+    Espflash(String),
+}
+
+fn known_list() -> String {
+    KNOWN_BRIDGES
+        .iter()
+        .map(|(v, p, n)| format!("{n} {v:04x}:{p:04x}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list_ports(ports: &[String]) -> String {
+    ports.iter().map(|p| format!("\n  {p}")).collect()
+}
+
+/// How to reset the chip into the loader before flashing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Before {
+    /// DTR/RTS on a USB-UART bridge, or the USB-JTAG sequence, chosen by the port's USB id.
+    DefaultReset,
+    /// The USB-JTAG/serial reset sequence.
+    UsbReset,
+    /// The chip is already in download mode.
+    NoReset,
+}
+
+/// What to do after flashing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum After {
+    /// Reset the chip so it boots the new image.
+    HardReset,
+    /// Leave the chip in the loader.
+    NoReset,
+}
+
+/// Options of one flash.
+#[derive(Debug, Clone)]
+pub struct FlashOptions {
+    pub port: PathBuf,
+    pub baud: u32,
+    pub before: Before,
+    pub after: After,
+    pub verify: bool,
+    pub stub: bool,
+}
+
+/// What was flashed.
+#[derive(Debug, Clone)]
+pub struct FlashReport {
+    pub bytes: usize,
+    pub version: Option<String>,
+    pub elapsed: Duration,
+    pub stub: bool,
+    pub reset: &'static str,
+}
+
+/// Picks the serial port of the one ESP32 board attached (by USB id); `choose` resolves ambiguity interactively.
+pub fn detect_port(choose: bool) -> Result<PathBuf, FlashError> {
+    let ports = serialport::available_ports().unwrap_or_default();
+    let describe = |p: &serialport::SerialPortInfo| match &p.port_type {
+        SerialPortType::UsbPort(u) => format!(
+            "{} ({:04x}:{:04x}{})",
+            p.port_name,
+            u.vid,
+            u.pid,
+            u.product
+                .as_deref()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default()
+        ),
+        _ => p.port_name.clone(),
+    };
+    let candidates: Vec<_> = ports
+        .iter()
+        .filter(|p| match &p.port_type {
+            SerialPortType::UsbPort(u) => KNOWN_BRIDGES
+                .iter()
+                .any(|(v, pid, _)| *v == u.vid && *pid == u.pid),
+            _ => false,
+        })
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(PathBuf::from(&one.port_name)),
+        [] => Err(FlashError::NoPort(ports.iter().map(describe).collect())),
+        many if choose && std::io::stdin().is_terminal() => {
+            eprintln!("Several ESP32 serial ports:");
+            for (i, p) in many.iter().enumerate() {
+                eprintln!("  [{}] {}", i + 1, describe(p));
+            }
+            eprint!("Pick one [1-{}]: ", many.len());
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| FlashError::Espflash(e.to_string()))?;
+            line.trim()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| many.get(i.wrapping_sub(1)))
+                .map(|p| PathBuf::from(&p.port_name))
+                .ok_or_else(|| {
+                    FlashError::AmbiguousPort(many.iter().map(|p| describe(p)).collect())
+                })
+        }
+        many => Err(FlashError::AmbiguousPort(
+            many.iter().map(|p| describe(p)).collect(),
+        )),
+    }
+}
+
+/// Whether a port is a pseudo-terminal (a virtual board): it has no DTR/RTS lines to reset the chip with.
+pub fn is_pseudo_terminal(port: &Path) -> bool {
+    let resolved = std::fs::canonicalize(port).unwrap_or_else(|_| port.to_path_buf());
+    resolved.starts_with("/dev/pts")
+}
+
+/// Processes other than PTY owners that hold `port` open (as "name (pid N)").
+fn holders(port: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(port).map(|m| m.rdev()) else {
+        return Vec::new();
+    };
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for proc_dir in procs.flatten() {
+        let pid = proc_dir.file_name().to_string_lossy().to_string();
+        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
+            continue;
+        };
+        let (mut holds, mut owns_pty) = (false, false);
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if link == Path::new("/dev/ptmx") || link.starts_with("/dev/pts/ptmx") {
+                owns_pty = true;
+            } else if std::fs::metadata(&link).is_ok_and(|m| m.rdev() == target) {
+                holds = true;
+            }
+        }
+        if holds && !owns_pty {
+            let name = std::fs::read_to_string(proc_dir.path().join("comm")).unwrap_or_default();
+            found.push(format!("{} (pid {pid})", name.trim()));
+        }
+    }
+    found
+}
+
+/// Opens a serial port at 115200 baud, turning OS errors into their fixes.
+pub fn open_port(port: &Path) -> Result<serialport::TTYPort, FlashError> {
+    let name = port.display().to_string();
+    if !port.exists() {
+        return Err(FlashError::PortMissing { port: name });
+    }
+    let others = holders(port);
+    if !others.is_empty() {
+        return Err(FlashError::PortBusy {
+            port: name,
+            holders: others.join(", "),
+        });
+    }
+    serialport::new(&name, 115_200)
+        .timeout(Duration::from_secs(3))
+        .open_native()
+        .map_err(|e| {
+            let text = e.to_string();
+            match e.kind() {
+                serialport::ErrorKind::NoDevice => FlashError::PortMissing { port: name.clone() },
+                serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied) => {
+                    FlashError::PermissionDenied { port: name.clone() }
+                }
+                _ if text.contains("busy") => FlashError::PortBusy {
+                    port: name.clone(),
+                    holders: "another program".into(),
+                },
+                _ => FlashError::Open {
+                    port: name.clone(),
+                    detail: text,
+                },
+            }
+        })
+}
+
+fn usb_info(port: &Path) -> UsbPortInfo {
+    let name = port.display().to_string();
+    serialport::available_ports()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.port_name == name)
+        .and_then(|p| match p.port_type {
+            SerialPortType::UsbPort(u) => Some(u),
+            _ => None,
+        })
+        .unwrap_or(UsbPortInfo {
+            vid: 0,
+            pid: 0,
+            serial_number: None,
+            manufacturer: None,
+            product: None,
+        })
+}
+
+/// Connects to the loader (syncing, detecting the chip, uploading the stub unless `stub` is off).
+pub fn connect(opts: &FlashOptions) -> Result<Flasher, FlashError> {
+    let serial = open_port(&opts.port)?;
+    let pty = is_pseudo_terminal(&opts.port);
+    let before = match opts.before {
+        // A pseudo-terminal has no DTR/RTS: the board must already wait in download mode.
+        _ if pty => ResetBeforeOperation::NoReset,
+        Before::DefaultReset => ResetBeforeOperation::DefaultReset,
+        Before::UsbReset => ResetBeforeOperation::UsbReset,
+        Before::NoReset => ResetBeforeOperation::NoReset,
+    };
+    let after = match opts.after {
+        // No EN line either: `finish` boots the image through the loader instead.
+        _ if pty => ResetAfterOperation::NoReset,
+        After::HardReset => ResetAfterOperation::HardReset,
+        After::NoReset => ResetAfterOperation::NoReset,
+    };
+    let connection = Connection::new(serial, usb_info(&opts.port), after, before, 115_200);
+    let port = opts.port.display().to_string();
+    Flasher::connect(
+        connection,
+        opts.stub,
+        opts.verify,
+        false,
+        Some(Chip::Esp32c3),
+        Some(opts.baud),
+    )
+    .map_err(|e| explain(e, &port, opts.before))
+}
+
+fn explain(e: espflash::Error, port: &str, before: Before) -> FlashError {
+    match e {
+        espflash::Error::ChipMismatch(wanted, found) => FlashError::WrongChip {
+            what: format!("the rig flashes {wanted} images but the board on {port} is {found}"),
+        },
+        espflash::Error::Connection(_) => FlashError::NoSync {
+            port: port.to_string(),
+            hint: if before == Before::NoReset {
+                "default-reset"
+            } else {
+                "usb-reset (USB-JTAG boards) or no-reset (board already in download mode)"
+            },
+        },
+        other => FlashError::Espflash(format!("{other}")),
+    }
+}
+
+/// What is written where: a plain app image at the app offset, or an ELF turned into bootloader, partition table
+/// and app.
+pub enum Payload {
+    App { image: Vec<u8>, version: String },
+    Elf(Vec<u8>),
+}
+
+/// Reads and checks an image file before anything touches the board.
+pub fn load_payload(path: &Path) -> Result<Payload, FlashError> {
+    let bytes = std::fs::read(path).map_err(|source| FlashError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if app_image::is_elf(&bytes) {
+        return Ok(Payload::Elf(bytes));
+    }
+    let info = app_image::inspect(&bytes).map_err(|source| FlashError::BadImage {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if info.chip_id != 5 {
+        return Err(FlashError::WrongChip {
+            what: format!(
+                "{} is built for {}, the board is an esp32c3; build it for riscv32imc-unknown-none-elf / esp32c3",
+                path.display(),
+                app_image::chip_name(info.chip_id)
+            ),
+        });
+    }
+    Ok(Payload::App {
+        image: bytes,
+        version: info.version,
+    })
+}
+
+/// Flashes `payload` and resets the chip as asked. A pseudo-terminal cannot pulse EN: a hard reset becomes the
+/// loader's "run user code", which boots the new image the same way.
+pub fn flash(
+    opts: &FlashOptions,
+    payload: &Payload,
+    progress: &mut dyn ProgressCallbacks,
+) -> Result<FlashReport, FlashError> {
+    let started = std::time::Instant::now();
+    let mut flasher = connect(opts)?;
+    let info = flasher
+        .device_info()
+        .map_err(|e| FlashError::Espflash(e.to_string()))?;
+    let flash_size = info.flash_size.size() as usize;
+    let (bytes, version) = match payload {
+        Payload::App { image, version } => {
+            let partition = flash_size.saturating_sub(APP_OFFSET as usize);
+            if image.len() > partition {
+                return Err(FlashError::TooLarge {
+                    size: image.len(),
+                    offset: APP_OFFSET,
+                    partition,
+                });
+            }
+            flasher
+                .write_bin_to_flash(APP_OFFSET, image, progress)
+                .map_err(|e| FlashError::Espflash(e.to_string()))?;
+            (image.len(), Some(version.clone()))
+        }
+        Payload::Elf(elf) => {
+            let data = FlashData::new(
+                FlashSettings::default(),
+                0,
+                None,
+                Chip::Esp32c3,
+                XtalFrequency::_40Mhz,
+            );
+            let format = IdfBootloaderFormat::new(elf, &data, None, None, None, None)
+                .map_err(|e| FlashError::Espflash(e.to_string()))?;
+            let size = format
+                .clone()
+                .flash_segments()
+                .map(|s| s.data().len())
+                .sum();
+            flasher
+                .load_image_to_flash(progress, ImageFormat::EspIdf(format))
+                .map_err(|e| FlashError::Espflash(e.to_string()))?;
+            (size, None)
+        }
+    };
+    let stub = opts.stub;
+    let reset = finish(&mut flasher, opts)?;
+    Ok(FlashReport {
+        bytes,
+        version,
+        elapsed: started.elapsed(),
+        stub,
+        reset,
+    })
+}
+
+/// espflash has already done what the connection's "after" asked; on a pseudo-terminal that was "stay in the
+/// loader" (the stub hands back to the ROM loader), so a hard reset becomes the ROM's "run user code".
+fn finish(flasher: &mut Flasher, opts: &FlashOptions) -> Result<&'static str, FlashError> {
+    let espflash_err = |e: espflash::Error| FlashError::Espflash(e.to_string());
+    match opts.after {
+        After::NoReset => Ok("left in the loader"),
+        After::HardReset if !is_pseudo_terminal(&opts.port) => Ok("hard reset (EN pulsed)"),
+        After::HardReset => {
+            let conn = flasher.connection();
+            conn.command(Command::FlashBegin {
+                size: 0,
+                blocks: 0,
+                block_size: 0x400,
+                offset: 0,
+                supports_encryption: false,
+            })
+            .map_err(espflash_err)?;
+            conn.write_command(Command::FlashEnd { reboot: false })
+                .map_err(espflash_err)?;
+            conn.flush().map_err(espflash_err)?;
+            Ok("run user code (a pseudo-terminal has no EN line)")
+        }
+    }
+}
+
+/// No progress output (tests, the rig's own flashing).
+pub struct Quiet;
+
+impl ProgressCallbacks for Quiet {
+    fn init(&mut self, _addr: u32, _total: usize) {}
+    fn update(&mut self, _current: usize) {}
+    fn verifying(&mut self) {}
+    fn finish(&mut self, _skipped: bool) {}
+}
+
+/// An indicatif bar per written region: bytes, bytes/s, time left.
+#[derive(Default)]
+pub struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ProgressCallbacks for Bar {
+    fn init(&mut self, addr: u32, total: usize) {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(format!("0x{addr:06x}"));
+        self.bar = Some(bar);
+    }
+
+    fn update(&mut self, current: usize) {
+        if let Some(b) = &self.bar {
+            b.set_position(current as u64);
+        }
+    }
+
+    fn verifying(&mut self) {
+        if let Some(b) = &self.bar {
+            b.set_message("verifying");
+        }
+    }
+
+    fn finish(&mut self, skipped: bool) {
+        if let Some(b) = self.bar.take() {
+            b.finish_with_message(if skipped {
+                "unchanged, skipped"
+            } else {
+                "written"
+            });
+        }
+    }
+}
