@@ -29,6 +29,8 @@ pub enum BoardError {
     PoweredOff,
     #[error("{0} is not supported by this board yet")]
     Unsupported(&'static str),
+    #[error(transparent)]
+    Flash(#[from] crate::flasher::FlashError),
     #[error("I/O with the board: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -49,7 +51,7 @@ pub trait Board: Send {
     fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError>;
     /// Reads an output pin: level and PWM duty (None without PWM).
     fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError>;
-    /// Flashes an image (the flashing issue fills this in).
+    /// Flashes an image over the serial port (app image at 0x10000, or an ELF), then resets the board into it.
     fn flash(&mut self, image: &Path) -> Result<(), BoardError>;
     /// Base URL of the web interface, if the rig can reach it.
     fn http_base(&self) -> Option<String>;
@@ -93,16 +95,21 @@ impl VirtualBoard {
             started: Instant::now(),
             keep_state: std::env::var_os("HIL_KEEP_STATE").is_some(),
         };
-        board.spawn(config.is_some())?;
+        board.spawn(config.is_some(), false)?;
         Ok(board)
     }
 
-    fn spawn(&mut self, seed: bool) -> Result<(), BoardError> {
+    /// Starts the board program; `download` holds BOOT at reset, so the ROM loader owns the port (the rig does not
+    /// open it then: the flasher will).
+    fn spawn(&mut self, seed: bool, download: bool) -> Result<(), BoardError> {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--state-dir").arg(&self.state_dir);
         if seed {
             cmd.arg("--config")
                 .arg(self.state_dir.join("seed-config.json"));
+        }
+        if download {
+            cmd.arg("--download");
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -123,6 +130,11 @@ impl VirtualBoard {
         let serial = ready["serial"]
             .as_str()
             .ok_or_else(|| BoardError::Start("ready line without serial".into()))?;
+        if download {
+            self.child = Some(child);
+            self.ready = ready;
+            return Ok(());
+        }
         let port = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -225,7 +237,7 @@ impl Board for VirtualBoard {
 
     fn reset(&mut self) -> Result<(), BoardError> {
         self.signal("TERM");
-        self.spawn(false)
+        self.spawn(false, false)
     }
 
     fn power_off(&mut self) -> Result<(), BoardError> {
@@ -237,7 +249,7 @@ impl Board for VirtualBoard {
         if self.child.is_some() {
             return Ok(());
         }
-        self.spawn(false)
+        self.spawn(false, false)
     }
 
     fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError> {
@@ -250,13 +262,93 @@ impl Board for VirtualBoard {
         Ok((v["level"] == 1, v["duty"].as_u64().map(|d| d as u32)))
     }
 
-    fn flash(&mut self, _image: &Path) -> Result<(), BoardError> {
-        Err(BoardError::Unsupported("flashing"))
+    fn flash(&mut self, image: &Path) -> Result<(), BoardError> {
+        self.flash_with(image, &FlashHow::default()).map(|_| ())
     }
 
     fn http_base(&self) -> Option<String> {
         self.ready["http"].as_str().map(|a| format!("http://{a}"))
     }
+}
+
+/// How the rig flashes a virtual board.
+#[derive(Debug, Clone, Default)]
+pub struct FlashHow {
+    /// ROM loader only (`--no-stub`).
+    pub no_stub: bool,
+    /// Skip the rig's image checks (to put a bad image on the board).
+    pub force: bool,
+    /// Cut the power once this many blocks were written (a power loss mid-flash).
+    pub cut_power_after_blocks: Option<usize>,
+}
+
+impl VirtualBoard {
+    /// Resets the board into download mode (BOOT held), flashes `image` with espflash over its PTY, then resets it
+    /// so it boots what was written. With `cut_power_after_blocks`, the board dies mid-flash and stays off.
+    pub fn flash_with(
+        &mut self,
+        image: &Path,
+        how: &FlashHow,
+    ) -> Result<crate::flasher::FlashReport, BoardError> {
+        use crate::flasher::{self, After, Before, FlashOptions};
+        let payload = flasher::load_payload(image, how.force)?;
+        self.signal("TERM");
+        self.spawn(false, true)?;
+        let port = self.ready["serial"]
+            .as_str()
+            .ok_or_else(|| BoardError::Start("ready line without serial".into()))?;
+        let opts = FlashOptions {
+            port: PathBuf::from(port),
+            baud: 921_600,
+            before: Before::NoReset,
+            after: After::NoReset,
+            verify: true,
+            stub: !how.no_stub,
+        };
+        let result = match how.cut_power_after_blocks {
+            Some(at) => {
+                let pid = self.child.as_ref().map_or(0, Child::id);
+                let mut cut = CutPower {
+                    pid,
+                    at,
+                    cut: false,
+                };
+                let result = flasher::flash(&opts, &payload, &mut cut);
+                if cut.cut {
+                    self.signal("KILL");
+                    return Err(BoardError::PoweredOff);
+                }
+                result
+            }
+            None => flasher::flash(&opts, &payload, &mut flasher::Quiet),
+        };
+        let report = result?;
+        self.signal("TERM");
+        self.spawn(false, false)?;
+        Ok(report)
+    }
+}
+
+/// Pulls the plug once enough bytes went out.
+struct CutPower {
+    pid: u32,
+    at: usize,
+    cut: bool,
+}
+
+impl espflash::target::ProgressCallbacks for CutPower {
+    fn init(&mut self, _addr: u32, _total: usize) {}
+    fn update(&mut self, current: usize) {
+        if !self.cut && current >= self.at {
+            self.cut = true;
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(self.pid.to_string())
+                .status();
+        }
+    }
+    fn verifying(&mut self) {}
+    fn finish(&mut self, _skipped: bool) {}
 }
 
 impl Drop for VirtualBoard {

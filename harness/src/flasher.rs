@@ -324,12 +324,41 @@ fn explain(e: espflash::Error, port: &str, before: Before) -> FlashError {
 /// What is written where: a plain app image at the app offset, or an ELF turned into bootloader, partition table
 /// and app.
 pub enum Payload {
-    App { image: Vec<u8>, version: String },
+    App {
+        image: Vec<u8>,
+        version: Option<String>,
+    },
     Elf(Vec<u8>),
 }
 
-/// Reads and checks an image file before anything touches the board.
-pub fn load_payload(path: &Path) -> Result<Payload, FlashError> {
+impl Payload {
+    /// The (address, size) regions it writes.
+    pub fn regions(&self) -> Vec<(u32, usize)> {
+        match self {
+            Payload::App { image, .. } => vec![(APP_OFFSET, image.len())],
+            Payload::Elf(elf) => {
+                let data = FlashData::new(
+                    FlashSettings::default(),
+                    0,
+                    None,
+                    Chip::Esp32c3,
+                    XtalFrequency::_40Mhz,
+                );
+                IdfBootloaderFormat::new(elf, &data, None, None, None, None)
+                    .map(|f| {
+                        f.flash_segments()
+                            .map(|s| (s.addr, s.data().len()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// Reads and checks an image file before anything touches the board; `force` writes it even when the checks fail
+/// (to test what a board does with a bad image).
+pub fn load_payload(path: &Path, force: bool) -> Result<Payload, FlashError> {
     let bytes = std::fs::read(path).map_err(|source| FlashError::Read {
         path: path.display().to_string(),
         source,
@@ -337,11 +366,22 @@ pub fn load_payload(path: &Path) -> Result<Payload, FlashError> {
     if app_image::is_elf(&bytes) {
         return Ok(Payload::Elf(bytes));
     }
-    let info = app_image::inspect(&bytes).map_err(|source| FlashError::BadImage {
-        path: path.display().to_string(),
-        source,
-    })?;
-    if info.chip_id != 5 {
+    let info = match app_image::inspect(&bytes) {
+        Ok(info) => info,
+        Err(_) if force => {
+            return Ok(Payload::App {
+                image: bytes,
+                version: None,
+            })
+        }
+        Err(source) => {
+            return Err(FlashError::BadImage {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    if info.chip_id != 5 && !force {
         return Err(FlashError::WrongChip {
             what: format!(
                 "{} is built for {}, the board is an esp32c3; build it for riscv32imc-unknown-none-elf / esp32c3",
@@ -352,7 +392,7 @@ pub fn load_payload(path: &Path) -> Result<Payload, FlashError> {
     }
     Ok(Payload::App {
         image: bytes,
-        version: info.version,
+        version: Some(info.version),
     })
 }
 
@@ -382,7 +422,7 @@ pub fn flash(
             flasher
                 .write_bin_to_flash(APP_OFFSET, image, progress)
                 .map_err(|e| FlashError::Espflash(e.to_string()))?;
-            (image.len(), Some(version.clone()))
+            (image.len(), version.clone())
         }
         Payload::Elf(elf) => {
             let data = FlashData::new(
@@ -451,15 +491,36 @@ impl ProgressCallbacks for Quiet {
     fn finish(&mut self, _skipped: bool) {}
 }
 
-/// An indicatif bar per written region: bytes, bytes/s, time left.
-#[derive(Default)]
+/// An indicatif bar per written region: bytes, bytes/s, time left. espflash counts blocks; the bar scales them to
+/// the region's bytes.
 pub struct Bar {
+    regions: Vec<(u32, usize)>,
+    blocks: usize,
+    bytes: usize,
     bar: Option<indicatif::ProgressBar>,
+}
+
+impl Bar {
+    /// A bar for these (address, size) regions.
+    pub fn new(regions: Vec<(u32, usize)>) -> Bar {
+        Bar {
+            regions,
+            blocks: 1,
+            bytes: 0,
+            bar: None,
+        }
+    }
 }
 
 impl ProgressCallbacks for Bar {
     fn init(&mut self, addr: u32, total: usize) {
-        let bar = indicatif::ProgressBar::new(total as u64);
+        self.blocks = total.max(1);
+        self.bytes = self
+            .regions
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map_or(total, |(_, n)| *n);
+        let bar = indicatif::ProgressBar::new(self.bytes as u64);
         let style = indicatif::ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
         )
@@ -472,7 +533,7 @@ impl ProgressCallbacks for Bar {
 
     fn update(&mut self, current: usize) {
         if let Some(b) = &self.bar {
-            b.set_position(current as u64);
+            b.set_position((current * self.bytes / self.blocks) as u64);
         }
     }
 

@@ -137,6 +137,9 @@ enum Command {
         /// Talk to the ROM loader only (no flasher stub upload).
         #[arg(long)]
         no_stub: bool,
+        /// Write the image even if the rig's checks (format, checksum, SHA-256, chip) fail.
+        #[arg(long)]
+        force: bool,
         /// IMAGE.bin (ESP-IDF app image) or ELF.
         image: PathBuf,
     },
@@ -308,10 +311,11 @@ async fn run(cli: Cli) -> Result<bool> {
             after,
             no_verify,
             no_stub,
+            force,
             image,
         } => {
             use harness::flasher;
-            let payload = flasher::load_payload(&image)?;
+            let payload = flasher::load_payload(&image, force)?;
             let port = match port {
                 Some(p) => p,
                 None => flasher::detect_port(true)?,
@@ -327,7 +331,8 @@ async fn run(cli: Cli) -> Result<bool> {
                 verify: !no_verify,
                 stub: !no_stub,
             };
-            let report = flasher::flash(&opts, &payload, &mut flasher::Bar::default())?;
+            let mut bar = flasher::Bar::new(payload.regions());
+            let report = flasher::flash(&opts, &payload, &mut bar)?;
             println!(
                 "flashed {} bytes{} in {:.2?} ({}), {}",
                 report.bytes,

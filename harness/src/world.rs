@@ -17,6 +17,8 @@ use crate::observer::{Observer, Seen};
 use crate::snapshot::{self, Placeholders};
 use crate::{ha, migration};
 
+mod flashing;
+
 /// What every scenario of a run shares.
 #[derive(Debug, Clone)]
 pub struct RunContext {
@@ -53,6 +55,8 @@ pub struct Rig {
     console_reply: String,
     http: (u16, String),
     browser: Option<crate::browser::Browser>,
+    /// The error of the last refused flash.
+    flash_error: Option<String>,
 }
 
 impl std::fmt::Debug for Rig {

@@ -1,0 +1,144 @@
+//! Steps that flash the board over its serial port (espflash through the ROM loader) and check what boots.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use cucumber::{then, when};
+
+use super::{ctx, Rig};
+use crate::app_image::{self, ImageSpec};
+use crate::board::{BoardError, FlashHow};
+
+/// Big enough that a flash spans many blocks (for a power cut in the middle), small enough to stay fast.
+const IMAGE_SIZE: usize = 256 * 1024;
+
+impl Rig {
+    /// Writes an app image for this scenario and returns its path.
+    fn image_file(&self, spec: &ImageSpec, corrupt: bool) -> Result<PathBuf> {
+        let mut image = app_image::build(spec)?;
+        if corrupt {
+            // One flipped bit in the first segment: the checksum (and the SHA-256) no longer match.
+            let at = image.len() / 2;
+            image[at] ^= 0x10;
+        }
+        let dir = std::env::temp_dir().join(format!("hil-{}-images", self.node));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!(
+            "{}-{}{}.bin",
+            spec.version,
+            app_image::chip_name(spec.chip_id),
+            if corrupt { "-corrupt" } else { "" }
+        ));
+        std::fs::write(&path, image)?;
+        Ok(path)
+    }
+
+    fn flash_image(
+        &mut self,
+        spec: &ImageSpec,
+        corrupt: bool,
+        how: FlashHow,
+    ) -> Result<(), BoardError> {
+        let path = self
+            .image_file(spec, corrupt)
+            .map_err(|e| BoardError::Start(format!("cannot write the image: {e:#}")))?;
+        if let Some(obs) = &self.observer {
+            // What the board says from now on is about the new image.
+            obs.clear();
+        }
+        let board = self.board.as_mut().ok_or(BoardError::PoweredOff)?;
+        tokio::task::block_in_place(|| board.flash_with(&path, &how)).map(|_| ())
+    }
+}
+
+fn spec(version: &str) -> ImageSpec {
+    let mut spec = ImageSpec::new(version);
+    spec.size = IMAGE_SIZE;
+    spec
+}
+
+#[when(expr = "the board is flashed with an app image of version {string}")]
+async fn flashed(w: &mut Rig, version: String) -> Result<()> {
+    w.flash_image(&spec(&version), false, FlashHow::default())?;
+    Ok(())
+}
+
+#[when(
+    expr = "the board is flashed through the ROM loader only with an app image of version {string}"
+)]
+async fn flashed_no_stub(w: &mut Rig, version: String) -> Result<()> {
+    let how = FlashHow {
+        no_stub: true,
+        ..FlashHow::default()
+    };
+    w.flash_image(&spec(&version), false, how)?;
+    Ok(())
+}
+
+#[when(
+    expr = "the board is flashed, checks bypassed, with a corrupted app image of version {string}"
+)]
+async fn flashed_corrupt(w: &mut Rig, version: String) -> Result<()> {
+    let how = FlashHow {
+        force: true,
+        ..FlashHow::default()
+    };
+    w.flash_image(&spec(&version), true, how)?;
+    Ok(())
+}
+
+#[when(expr = "the board loses power while being flashed with an app image of version {string}")]
+async fn power_cut_mid_flash(w: &mut Rig, version: String) -> Result<()> {
+    let how = FlashHow {
+        cut_power_after_blocks: Some(3),
+        ..FlashHow::default()
+    };
+    match w.flash_image(&spec(&version), false, how) {
+        Err(BoardError::PoweredOff) => Ok(()),
+        Ok(()) => bail!("the flash finished before the power cut: the image is too small to cut"),
+        Err(e) => Err(anyhow!("the flash failed before the power cut: {e}")),
+    }
+}
+
+#[when(expr = "I flash the board with an {word} app image of version {string}")]
+async fn flash_other_chip(w: &mut Rig, chip: String, version: String) -> Result<()> {
+    let mut spec = spec(&version);
+    spec.chip_id = app_image::chip_id(&chip).ok_or_else(|| anyhow!("unknown chip {chip}"))?;
+    w.flash_error = match w.flash_image(&spec, false, FlashHow::default()) {
+        Ok(()) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    Ok(())
+}
+
+#[then(expr = "flashing is refused with {string}")]
+async fn flash_refused(w: &mut Rig, text: String) -> Result<()> {
+    match &w.flash_error {
+        Some(e) if e.contains(&text) => Ok(()),
+        Some(e) => bail!("flashing was refused, but with {e:?}"),
+        None => bail!("flashing was not refused"),
+    }
+}
+
+#[then(expr = "the board stays offline for {int} ms")]
+async fn stays_offline(w: &mut Rig, ms: u64) -> Result<()> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let topic = w.t("device/status/connection");
+    let obs = w.obs()?;
+    if obs.history_of(&topic).iter().any(|s| s.payload == "online") {
+        bail!("the board came online");
+    }
+    Ok(())
+}
+
+#[then("the board does not answer on the console")]
+async fn console_silent(w: &mut Rig) -> Result<()> {
+    let board = w.board()?;
+    let quick = Duration::from_millis(500).min(ctx().timeout);
+    match tokio::task::block_in_place(|| crate::board::Board::console(board, "status", quick)) {
+        Err(BoardError::ConsoleTimeout { .. }) => Ok(()),
+        Ok(reply) => bail!("the console answered {reply:?}: an app is running"),
+        Err(e) => Err(e.into()),
+    }
+}
