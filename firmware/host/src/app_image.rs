@@ -182,3 +182,75 @@ fn c_string(bytes: &[u8]) -> String {
 fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::app_image::{build, ImageSpec};
+
+    /// A flash chip with `image` at the default app offset (images come from the rig's own writer).
+    fn chip_with(image: &[u8]) -> Vec<u8> {
+        let mut flash = vec![0xFF; 4 * 1024 * 1024];
+        flash[DEFAULT_APP_OFFSET..DEFAULT_APP_OFFSET + image.len()].copy_from_slice(image);
+        flash
+    }
+
+    #[test]
+    fn a_good_image_boots_with_its_descriptor() {
+        let image = build(&ImageSpec::new("v17.1.0")).unwrap();
+        let app = find_app(&chip_with(&image)).unwrap();
+        assert_eq!(app.version, "v17.1.0");
+        assert_eq!(app.project_name, "meterrig");
+        assert_eq!(app.offset, 0x10000);
+    }
+
+    #[test]
+    fn bad_images_fail_with_the_bootloader_message() {
+        let image = build(&ImageSpec::new("v1")).unwrap();
+        let first = |flash: &[u8]| find_app(flash).unwrap_err().lines[0].clone();
+        assert!(first(&vec![0xFF; 4 * 1024 * 1024]).contains("invalid magic byte"));
+        let mut flipped = image.clone();
+        flipped[100] ^= 4;
+        assert!(first(&chip_with(&flipped)).contains("Checksum failed"));
+        let mut hash = image.clone();
+        let last = hash.len() - 1;
+        hash[last] ^= 1;
+        assert!(first(&chip_with(&hash)).contains("Image hash failed"));
+        let mut spec = ImageSpec::new("v1");
+        spec.chip_id = 9;
+        assert!(first(&chip_with(&build(&spec).unwrap()))
+            .contains("mismatch chip ID, expected 5, found 9"));
+        let half = &image[..image.len() / 2];
+        let failure = find_app(&chip_with(half)).unwrap_err();
+        assert!(
+            failure.lines.iter().any(|l| l.contains("not bootable")),
+            "{failure:?}"
+        );
+    }
+
+    #[test]
+    fn a_partition_table_moves_the_app_and_a_bad_one_stops_the_boot() {
+        let image = build(&ImageSpec::new("v2")).unwrap();
+        let mut flash = vec![0xFF; 4 * 1024 * 1024];
+        flash[0x20000..0x20000 + image.len()].copy_from_slice(&image);
+        let mut table = Vec::new();
+        for (kind, subtype, offset, size) in
+            [(1u8, 2u8, 0x9000u32, 0x6000u32), (0, 0, 0x20000, 0x100000)]
+        {
+            table.extend([0xAA, 0x50, kind, subtype]);
+            table.extend(offset.to_le_bytes());
+            table.extend(size.to_le_bytes());
+            table.extend([0u8; 20]);
+        }
+        let digest = md5::Md5::digest(&table);
+        let mut md5_entry = vec![0xEB, 0xEB];
+        md5_entry.extend([0xFF; 14]);
+        md5_entry.extend(digest.iter());
+        table.extend(md5_entry);
+        flash[PARTITION_TABLE_OFFSET..PARTITION_TABLE_OFFSET + table.len()].copy_from_slice(&table);
+        assert_eq!(find_app(&flash).unwrap().offset, 0x20000);
+        flash[PARTITION_TABLE_OFFSET + 5] ^= 1;
+        let failure = find_app(&flash).unwrap_err();
+        assert!(failure.lines[0].contains("Incorrect MD5"), "{failure:?}");
+    }
+}

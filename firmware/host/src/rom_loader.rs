@@ -557,3 +557,263 @@ fn flash_error(e: FlashError) -> u8 {
         FlashError::Io(_) => rom_error::FLASH_WRITE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+
+    fn request(code: u8, data: &[u8], checksum: u32) -> Vec<u8> {
+        let mut p = vec![0, code];
+        p.extend((data.len() as u16).to_le_bytes());
+        p.extend(checksum.to_le_bytes());
+        p.extend_from_slice(data);
+        slip::encode(&p)
+    }
+
+    fn words(ws: &[u32]) -> Vec<u8> {
+        ws.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    fn block(seq: u32, payload: &[u8]) -> (Vec<u8>, u32) {
+        let mut d = words(&[payload.len() as u32, seq, 0, 0]);
+        d.extend_from_slice(payload);
+        let sum = payload.iter().fold(0xEFu8, |a, b| a ^ b);
+        (d, u32::from(sum))
+    }
+
+    /// Responses as (opcode, value, data-with-status).
+    fn replies(out: &[Output]) -> Vec<(u8, u32, Vec<u8>)> {
+        let mut d = SlipDecoder::default();
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Uart(b) => Some(d.feed(b)),
+                _ => None,
+            })
+            .flatten()
+            .filter(|p| p.len() >= 8 && p[0] == 1)
+            .map(|p| (p[1], le32(&p[4..8]), p[8..].to_vec()))
+            .collect()
+    }
+
+    fn sync() -> Vec<u8> {
+        let mut d = vec![0x07, 0x07, 0x12, 0x20];
+        d.extend([0x55; 32]);
+        request(op::SYNC, &d, 0)
+    }
+
+    #[test]
+    fn rom_answers_sync_eight_times_and_identifies_an_esp32c3() {
+        let mut rom = RomLoader::new(MAC);
+        let mut flash = SpiFlash::in_memory();
+        let out = rom.feed(&sync(), &mut flash);
+        let r = replies(&out);
+        assert_eq!(r.len(), SYNC_REPLIES);
+        assert!(r
+            .iter()
+            .all(|(op, v, st)| *op == op::SYNC && *v != 0 && st == &[0, 0, 0, 0]));
+        let r = replies(&rom.feed(
+            &request(op::READ_REG, &words(&[reg::CHIP_MAGIC]), 0),
+            &mut flash,
+        ));
+        assert_eq!(r[0].1, 0x1B31_506F);
+        let r = replies(&rom.feed(&request(op::GET_SECURITY_INFO, &[], 0), &mut flash));
+        assert_eq!(r[0].2.len(), 20 + 4, "20 bytes of info, 4 ROM status bytes");
+        assert_eq!(le32(&r[0].2[12..16]), CHIP_ID_ESP32C3);
+        // MAC from eFuse BLOCK1 words 0 and 1, as esptool assembles it.
+        let w0 = replies(&rom.feed(
+            &request(op::READ_REG, &words(&[reg::EFUSE_BLOCK1]), 0),
+            &mut flash,
+        ))[0]
+            .1;
+        let w1 = replies(&rom.feed(
+            &request(op::READ_REG, &words(&[reg::EFUSE_BLOCK1 + 4]), 0),
+            &mut flash,
+        ))[0]
+            .1;
+        assert_eq!(w1 & 0xFFFF, 0x0211);
+        assert_eq!(w0, 0x2233_4455);
+    }
+
+    #[test]
+    fn rdid_through_spi_registers_reports_4_mib() {
+        let mut rom = RomLoader::new(MAC);
+        let mut flash = SpiFlash::in_memory();
+        let mut writes = Vec::new();
+        for (addr, value) in [
+            (reg::SPI_USR2, (7 << 28) | reg::RDID),
+            (reg::SPI_CMD, reg::SPI_USR_BIT),
+        ] {
+            writes.extend(request(
+                op::WRITE_REG,
+                &words(&[addr, value, 0xFFFF_FFFF, 0]),
+                0,
+            ));
+        }
+        rom.feed(&writes, &mut flash);
+        let cmd = replies(&rom.feed(
+            &request(op::READ_REG, &words(&[reg::SPI_CMD]), 0),
+            &mut flash,
+        ))[0]
+            .1;
+        assert_eq!(cmd & reg::SPI_USR_BIT, 0, "the command finished");
+        let id = replies(&rom.feed(
+            &request(op::READ_REG, &words(&[reg::SPI_W0]), 0),
+            &mut flash,
+        ))[0]
+            .1;
+        assert_eq!((id >> 16) & 0xFF, 0x16, "capacity byte of a 4 MiB chip");
+    }
+
+    #[test]
+    fn rom_writes_blocks_checks_them_and_reports_the_md5_in_hex() {
+        let mut rom = RomLoader::new(MAC);
+        let mut flash = SpiFlash::in_memory();
+        let data: Vec<u8> = (0..2048u32).map(|i| (i * 7) as u8).collect();
+        rom.feed(
+            &request(op::FLASH_BEGIN, &words(&[2048, 2, 1024, 0x10000, 0]), 0),
+            &mut flash,
+        );
+        for (seq, chunk) in data.chunks(1024).enumerate() {
+            let (d, sum) = block(seq as u32, chunk);
+            let r = replies(&rom.feed(&request(op::FLASH_DATA, &d, sum), &mut flash));
+            assert_eq!(r[0].2[..2], [0, 0], "block {seq} accepted");
+        }
+        assert_eq!(flash.read(0x10000, 2048).unwrap(), &data[..]);
+        // A corrupted block is refused with "invalid CRC" and not written.
+        let (d, sum) = block(2, &[1, 2, 3, 4]);
+        let r = replies(&rom.feed(&request(op::FLASH_DATA, &d, sum ^ 1), &mut flash));
+        assert_eq!(r[0].2[..2], [1, rom_error::BAD_CHECKSUM]);
+        let r = replies(&rom.feed(
+            &request(op::SPI_FLASH_MD5, &words(&[0x10000, 2048, 0, 0]), 0),
+            &mut flash,
+        ));
+        let hex: String = Md5::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(&r[0].2[..32], hex.as_bytes());
+        // FLASH_END(1) = run user code.
+        let out = rom.feed(&request(op::FLASH_END, &words(&[1]), 0), &mut flash);
+        assert_eq!(out.last(), Some(&Output::RunApp));
+    }
+
+    #[test]
+    fn the_stub_path_says_ohai_then_writes_compressed_data_and_serves_reads() {
+        let mut rom = RomLoader::new(MAC);
+        let mut flash = SpiFlash::in_memory();
+        rom.feed(
+            &request(op::MEM_BEGIN, &words(&[8, 1, 0x1800, 0x4038_0000]), 0),
+            &mut flash,
+        );
+        let (d, sum) = block(0, &[0x6F, 0, 0, 0, 0, 0, 0, 0]);
+        rom.feed(&request(op::MEM_DATA, &d, sum), &mut flash);
+        let out = rom.feed(
+            &request(op::MEM_END, &words(&[0, 0x4038_0000]), 0),
+            &mut flash,
+        );
+        assert_eq!(out.last(), Some(&Output::Uart(slip::encode(STUB_HELLO))));
+        assert_eq!(rom.loader(), Loader::Stub);
+
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&data).unwrap();
+        let compressed = z.finish().unwrap();
+        let r = replies(&rom.feed(
+            &request(
+                op::FLASH_DEFL_BEGIN,
+                &words(&[40_000, 2, 0x4000, 0x20000]),
+                0,
+            ),
+            &mut flash,
+        ));
+        assert_eq!(r[0].2, vec![0, 0], "stub replies carry 2 status bytes");
+        for (seq, chunk) in compressed.chunks(compressed.len() / 2 + 1).enumerate() {
+            let (d, sum) = block(seq as u32, chunk);
+            let r = replies(&rom.feed(&request(op::FLASH_DEFL_DATA, &d, sum), &mut flash));
+            assert_eq!(r[0].2, vec![0, 0]);
+        }
+        assert_eq!(flash.read(0x20000, 40_000).unwrap(), &data[..]);
+        let r = replies(&rom.feed(
+            &request(op::SPI_FLASH_MD5, &words(&[0x20000, 40_000, 0, 0]), 0),
+            &mut flash,
+        ));
+        assert_eq!(
+            &r[0].2[..16],
+            &Md5::digest(&data)[..],
+            "the stub sends the raw digest"
+        );
+
+        // READ_FLASH: 4 KiB packets, 2 in flight, acknowledged by total; the MD5 ends it.
+        let out = rom.feed(
+            &request(op::READ_FLASH, &words(&[0x20000, 10_000, 4096, 2]), 0),
+            &mut flash,
+        );
+        let mut dec = SlipDecoder::default();
+        let mut packets: Vec<Vec<u8>> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Uart(b) => Some(dec.feed(b)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(
+            packets.remove(0)[1],
+            op::READ_FLASH,
+            "the command's reply comes first"
+        );
+        assert_eq!(packets.len(), 2, "two packets in flight");
+        let mut got: Vec<u8> = packets.concat();
+        while got.len() < 10_000 {
+            let out = rom.feed(&slip::encode(&(got.len() as u32).to_le_bytes()), &mut flash);
+            for o in out {
+                if let Output::Uart(b) = o {
+                    for p in dec.feed(&b) {
+                        got.extend(p);
+                    }
+                }
+            }
+        }
+        assert_eq!(&got[..10_000], &data[..10_000]);
+        let out = rom.feed(&slip::encode(&10_000u32.to_le_bytes()), &mut flash);
+        let digest = match &out[..] {
+            [Output::Uart(b)] => dec.feed(b).remove(0),
+            other => panic!("expected the digest, got {other:?}"),
+        };
+        assert_eq!(digest, Md5::digest(&data[..10_000]).to_vec());
+
+        // FLASH_END(0) from the stub reboots into the ROM loader (strapping pins still latched).
+        let out = rom.feed(&request(op::FLASH_END, &words(&[0]), 0), &mut flash);
+        assert_eq!(out.last(), Some(&Output::Reboot));
+    }
+
+    #[test]
+    fn stub_only_commands_are_refused_by_the_rom_and_garbage_changes_nothing() {
+        let mut rom = RomLoader::new(MAC);
+        let mut flash = SpiFlash::in_memory();
+        let r = replies(&rom.feed(&request(op::ERASE_FLASH, &[], 0), &mut flash));
+        assert_eq!(r[0].2[..2], [1, rom_error::INVALID_MESSAGE]);
+        // Console text, a truncated packet and a length mismatch: no write, no crash.
+        let mut junk = b"status\r\n".to_vec();
+        junk.extend(slip::encode(&[0, op::FLASH_DATA]));
+        let mut bad_len = vec![0, op::READ_REG, 9, 0, 0, 0, 0, 0];
+        bad_len.extend([0; 4]);
+        junk.extend(slip::encode(&bad_len));
+        let r = replies(&rom.feed(&junk, &mut flash));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].2[..2], [1, rom_error::INVALID_MESSAGE]);
+        assert!(!flash.is_programmed());
+        let r = replies(&rom.feed(
+            &request(op::FLASH_DATA, &block(0, &[1]).0, block(0, &[1]).1),
+            &mut flash,
+        ));
+        assert_eq!(
+            r[0].2[..2],
+            [1, rom_error::FAILED_TO_ACT],
+            "data without FLASH_BEGIN"
+        );
+    }
+}
