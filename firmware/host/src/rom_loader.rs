@@ -239,7 +239,7 @@ impl RomLoader {
             }
             op::WRITE_REG => {
                 // One or more (address, value, mask, delay_us) quadruples.
-                if data.is_empty() || data.len() % 16 != 0 {
+                if data.is_empty() || !data.len().is_multiple_of(16) {
                     return Err(rom_error::INVALID_MESSAGE);
                 }
                 for q in data.chunks(16) {
@@ -545,7 +545,7 @@ fn data_block(data: &[u8], checksum: u32) -> Result<(&[u8], u32), u8> {
 
 /// The ROM writes whole sectors only; the stub also takes unaligned offsets.
 fn erase_for_write(flash: &mut SpiFlash, offset: usize, size: usize, stub: bool) -> Result<(), u8> {
-    if offset % SECTOR != 0 && !stub {
+    if !offset.is_multiple_of(SECTOR) && !stub {
         return Err(rom_error::FAILED_TO_ACT);
     }
     flash.erase_covering(offset, size).map_err(flash_error)

@@ -83,7 +83,7 @@ impl SpiFlash {
     /// Erases whole sectors.
     pub fn erase(&mut self, offset: usize, len: usize) -> Result<(), FlashError> {
         check_range(offset, len)?;
-        if offset % SECTOR != 0 || len % SECTOR != 0 {
+        if !offset.is_multiple_of(SECTOR) || !len.is_multiple_of(SECTOR) {
             return Err(FlashError::Unaligned { offset, len });
         }
         self.data[offset..offset + len].fill(0xFF);
