@@ -280,6 +280,8 @@ pub struct FlashHow {
     pub force: bool,
     /// Cut the power once this many blocks were written (a power loss mid-flash).
     pub cut_power_after_blocks: Option<usize>,
+    /// Partition table CSV for an ELF image.
+    pub partition_table: Option<PathBuf>,
 }
 
 impl VirtualBoard {
@@ -291,7 +293,7 @@ impl VirtualBoard {
         how: &FlashHow,
     ) -> Result<crate::flasher::FlashReport, BoardError> {
         use crate::flasher::{self, After, Before, FlashOptions};
-        let payload = flasher::load_payload(image, how.force)?;
+        let payload = flasher::load_payload(image, how.partition_table.as_deref(), how.force)?;
         self.signal("TERM");
         self.spawn(false, true)?;
         let port = self.ready["serial"]

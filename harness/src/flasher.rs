@@ -328,7 +328,96 @@ pub enum Payload {
         image: Vec<u8>,
         version: Option<String>,
     },
-    Elf(Vec<u8>),
+    Elf {
+        elf: Vec<u8>,
+        /// A partition table CSV (default: espflash's, factory app at 0x10000).
+        partition_table: Option<PathBuf>,
+    },
+}
+
+/// An ELF turned into what goes into flash.
+pub struct ElfImage {
+    /// (address, bytes): bootloader, partition table, app image.
+    pub segments: Vec<(u32, Vec<u8>)>,
+    /// The app image alone (what `hil image --from-elf` writes).
+    pub app: Vec<u8>,
+    /// The app partition's size.
+    pub partition_size: usize,
+}
+
+fn idf_format<'a>(
+    elf: &'a [u8],
+    partition_table: Option<&Path>,
+) -> Result<IdfBootloaderFormat<'a>, FlashError> {
+    let data = FlashData::new(
+        FlashSettings::default(),
+        0,
+        None,
+        Chip::Esp32c3,
+        XtalFrequency::_40Mhz,
+    );
+    // esp-idf-part panics on some CSV input (e.g. an unknown data subtype): report it instead of crashing.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let made = std::panic::catch_unwind(|| {
+        IdfBootloaderFormat::new(elf, &data, partition_table, None, None, None)
+    });
+    std::panic::set_hook(hook);
+    match made {
+        Ok(result) => result
+            .map_err(|e| FlashError::Espflash(format!("cannot make an app image of the ELF: {e}"))),
+        Err(_) => Err(FlashError::Espflash(format!(
+            "the partition table {} is not understood (espflash's parser gave up; check types and subtypes)",
+            partition_table.map_or("(default)".into(), |p| p.display().to_string())
+        ))),
+    }
+}
+
+/// Converts an ESP32-C3 ELF the way espflash does (ESP-IDF bootloader, partition table, app image).
+pub fn elf_to_image(elf: &[u8], partition_table: Option<&Path>) -> Result<ElfImage, FlashError> {
+    let format = idf_format(elf, partition_table)?;
+    let partition_size = format
+        .metadata()
+        .get("part_size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let segments: Vec<(u32, Vec<u8>)> = format
+        .flash_segments()
+        .map(|s| (s.addr, s.data().to_vec()))
+        .collect();
+    let app = segments.last().map(|(_, d)| d.clone()).unwrap_or_default();
+    Ok(ElfImage {
+        segments,
+        app,
+        partition_size,
+    })
+}
+
+/// Static RAM an ELF takes: (initialised data, zeroed data, code in IRAM), from its allocated sections.
+pub fn static_ram(elf: &[u8]) -> Result<(u64, u64, u64), FlashError> {
+    use object::{Object, ObjectSection};
+    let file =
+        object::File::parse(elf).map_err(|e| FlashError::Espflash(format!("not an ELF: {e}")))?;
+    let (mut data, mut bss, mut iram) = (0, 0, 0);
+    for section in file.sections() {
+        let name = section.name().unwrap_or_default();
+        let addr = section.address();
+        // ESP32-C3 DRAM 0x3FC80000.., IRAM 0x40380000..
+        if (0x3FC8_0000..0x3FCE_0000).contains(&addr)
+            && !name.contains("dummy")
+            && !name.contains("stack")
+            && !name.contains("uninit")
+        {
+            if name.starts_with(".bss") || name.starts_with(".noinit") {
+                bss += section.size();
+            } else {
+                data += section.size();
+            }
+        } else if (0x4038_0000..0x403E_0000).contains(&addr) {
+            iram += section.size();
+        }
+    }
+    Ok((data, bss, iram))
 }
 
 impl Payload {
@@ -336,35 +425,34 @@ impl Payload {
     pub fn regions(&self) -> Vec<(u32, usize)> {
         match self {
             Payload::App { image, .. } => vec![(APP_OFFSET, image.len())],
-            Payload::Elf(elf) => {
-                let data = FlashData::new(
-                    FlashSettings::default(),
-                    0,
-                    None,
-                    Chip::Esp32c3,
-                    XtalFrequency::_40Mhz,
-                );
-                IdfBootloaderFormat::new(elf, &data, None, None, None, None)
-                    .map(|f| {
-                        f.flash_segments()
-                            .map(|s| (s.addr, s.data().len()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
+            Payload::Elf {
+                elf,
+                partition_table,
+            } => elf_to_image(elf, partition_table.as_deref())
+                .map(|i| i.segments.iter().map(|(a, d)| (*a, d.len())).collect())
+                .unwrap_or_default(),
         }
     }
 }
 
 /// Reads and checks an image file before anything touches the board; `force` writes it even when the checks fail
 /// (to test what a board does with a bad image).
-pub fn load_payload(path: &Path, force: bool) -> Result<Payload, FlashError> {
+pub fn load_payload(
+    path: &Path,
+    partition_table: Option<&Path>,
+    force: bool,
+) -> Result<Payload, FlashError> {
     let bytes = std::fs::read(path).map_err(|source| FlashError::Read {
         path: path.display().to_string(),
         source,
     })?;
     if app_image::is_elf(&bytes) {
-        return Ok(Payload::Elf(bytes));
+        // Convert now, so a bad ELF is refused before the board is touched.
+        elf_to_image(&bytes, partition_table)?;
+        return Ok(Payload::Elf {
+            elf: bytes,
+            partition_table: partition_table.map(Path::to_path_buf),
+        });
     }
     let info = match app_image::inspect(&bytes) {
         Ok(info) => info,
@@ -424,16 +512,11 @@ pub fn flash(
                 .map_err(|e| FlashError::Espflash(e.to_string()))?;
             (image.len(), version.clone())
         }
-        Payload::Elf(elf) => {
-            let data = FlashData::new(
-                FlashSettings::default(),
-                0,
-                None,
-                Chip::Esp32c3,
-                XtalFrequency::_40Mhz,
-            );
-            let format = IdfBootloaderFormat::new(elf, &data, None, None, None, None)
-                .map_err(|e| FlashError::Espflash(e.to_string()))?;
+        Payload::Elf {
+            elf,
+            partition_table,
+        } => {
+            let format = idf_format(elf, partition_table.as_deref())?;
             let size = format
                 .clone()
                 .flash_segments()

@@ -140,6 +140,9 @@ enum Command {
         /// Write the image even if the rig's checks (format, checksum, SHA-256, chip) fail.
         #[arg(long)]
         force: bool,
+        /// Partition table CSV used when IMAGE is an ELF.
+        #[arg(long)]
+        partition_table: Option<PathBuf>,
         /// IMAGE.bin (ESP-IDF app image) or ELF.
         image: PathBuf,
     },
@@ -150,10 +153,20 @@ enum Command {
         #[arg(long, default_value_t = 115_200)]
         baud: u32,
     },
-    /// Write an ESP32-C3 app image whose app descriptor carries VERSION (what the virtual board boots as firmware).
+    /// Write an ESP32-C3 app image whose app descriptor carries VERSION (what the virtual board boots as firmware),
+    /// or, with --from-elf, the app image of a firmware ELF plus its size report.
     Image {
+        #[arg(long, required_unless_present = "from_elf")]
+        version: Option<String>,
+        /// Convert this ELF (as espflash save-image does) instead of writing a synthetic image.
         #[arg(long)]
-        version: String,
+        from_elf: Option<PathBuf>,
+        /// Partition table CSV for --from-elf.
+        #[arg(long)]
+        partition_table: Option<PathBuf>,
+        /// Fail when the app image is larger than this many KiB (--from-elf).
+        #[arg(long)]
+        budget_kib: Option<usize>,
         #[arg(long)]
         output: PathBuf,
         /// Project name in the app descriptor.
@@ -312,10 +325,11 @@ async fn run(cli: Cli) -> Result<bool> {
             no_verify,
             no_stub,
             force,
+            partition_table,
             image,
         } => {
             use harness::flasher;
-            let payload = flasher::load_payload(&image, force)?;
+            let payload = flasher::load_payload(&image, partition_table.as_deref(), force)?;
             let port = match port {
                 Some(p) => p,
                 None => flasher::detect_port(true)?,
@@ -356,12 +370,59 @@ async fn run(cli: Cli) -> Result<bool> {
         }
         Command::Image {
             version,
+            from_elf: Some(elf_path),
+            partition_table,
+            budget_kib,
+            output,
+            ..
+        } => {
+            use harness::flasher;
+            let _ = version;
+            let elf = std::fs::read(&elf_path)
+                .with_context(|| format!("cannot read {}", elf_path.display()))?;
+            let image = flasher::elf_to_image(&elf, partition_table.as_deref())?;
+            let info = harness::app_image::inspect(&image.app)?;
+            std::fs::write(&output, &image.app)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            let (data, bss, iram) = flasher::static_ram(&elf)?;
+            let kib = |n: u64| n as f64 / 1024.0;
+            println!(
+                "{}: app image {} bytes ({:.1} KiB), version {}, project {}; partition {} KiB ({:.0}% used)",
+                output.display(),
+                image.app.len(),
+                kib(image.app.len() as u64),
+                info.version,
+                info.project,
+                image.partition_size / 1024,
+                100.0 * image.app.len() as f64 / image.partition_size.max(1) as f64
+            );
+            println!(
+                "static RAM: {:.1} KiB data + {:.1} KiB bss (DRAM), {:.1} KiB code in IRAM",
+                kib(data),
+                kib(bss),
+                kib(iram)
+            );
+            if let Some(budget) = budget_kib {
+                if image.app.len() > budget * 1024 {
+                    bail!(
+                        "the app image ({:.1} KiB) is over the {budget} KiB budget",
+                        kib(image.app.len() as u64)
+                    );
+                }
+                println!("within the {budget} KiB budget");
+            }
+            Ok(true)
+        }
+        Command::Image {
+            version,
             output,
             project,
             size,
             chip,
+            ..
         } => {
             use harness::app_image;
+            let version = version.context("--version is required")?;
             let chip_id = app_image::chip_id(&chip).with_context(|| {
                 format!("unknown chip '{chip}' (known: esp32, esp32s2, esp32c3, esp32s3, esp32c2, esp32c6, esp32h2, esp32p4)")
             })?;

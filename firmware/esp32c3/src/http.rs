@@ -1,0 +1,74 @@
+//! The web interface and REST API on port 80: one request at a time, parsed by `net_proto::http`, answered by the
+//! engine (`Event::Http` -> `Action::Http`).
+
+use alloc::vec::Vec;
+
+use embassy_executor::Spawner;
+use embassy_net::tcp::TcpSocket;
+use embassy_net::Stack;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::signal::Signal;
+use embassy_time::Duration;
+use embedded_io_async::Write;
+use meter_core::engine::{Event, HttpRequest, HttpResponse};
+use net_proto::http;
+
+static REPLY: Signal<CriticalSectionRawMutex, HttpResponse> = Signal::new();
+const MAX_HEADERS: usize = 4096;
+const MAX_BODY: usize = 16 * 1024;
+
+/// The engine's answer to the request being served.
+pub fn reply(resp: HttpResponse) {
+    REPLY.signal(resp);
+}
+
+pub fn start(spawner: &Spawner, stack: Stack<'static>) {
+    spawner.spawn(server(stack).expect("task slot"));
+}
+
+#[embassy_executor::task]
+async fn server(stack: Stack<'static>) {
+    let mut rx = alloc::vec![0u8; 2048];
+    let mut tx = alloc::vec![0u8; 4096];
+    loop {
+        let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
+        socket.set_timeout(Some(Duration::from_secs(10)));
+        if socket.accept(80).await.is_err() {
+            continue;
+        }
+        let mut request: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 512];
+        let response = loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break None,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+            match http::parse(&request, MAX_HEADERS, MAX_BODY) {
+                Ok(None) => continue,
+                Ok(Some(req)) => {
+                    REPLY.reset();
+                    crate::EVENTS
+                        .send(Event::Http(HttpRequest {
+                            method: req.method,
+                            path: req.path,
+                            query: req.query,
+                            body: req.body,
+                        }))
+                        .await;
+                    let resp = REPLY.wait().await;
+                    break Some(http::response(
+                        resp.status,
+                        resp.content_type,
+                        resp.body.as_bytes(),
+                    ));
+                }
+                Err(e) => break Some(http::response(e.status(), "text/plain", b"bad request\n")),
+            }
+        };
+        if let Some(bytes) = response {
+            let _ = socket.write_all(&bytes).await;
+            let _ = socket.flush().await;
+        }
+        socket.close();
+    }
+}

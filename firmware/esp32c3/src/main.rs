@@ -1,0 +1,224 @@
+//! The meter firmware on an ESP32-C3. A thin shell: `meter_core::Engine` makes every decision; this crate carries
+//! its actions out on the chip (Wi-Fi + embassy-net, MQTT 3.1.1, HTTP, USB-Serial-JTAG console, GPIO, flash) and
+//! turns what happens there into events.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod console;
+mod http;
+mod mqtt;
+mod net;
+mod pins;
+mod storage;
+
+use alloc::format;
+use core::sync::atomic::Ordering;
+
+use embassy_executor::Spawner;
+use embassy_futures::select::{select, Either};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::channel::Channel;
+use embassy_time::{Duration, Instant, Timer};
+use esp_backtrace as _;
+use esp_hal::clock::CpuClock;
+use esp_hal::timer::timg::TimerGroup;
+use meter_core::engine::{Action, BoardInfo, BoardStatus, Boot, Engine, Event, Level};
+
+esp_bootloader_esp_idf::esp_app_desc!(
+    concat!("v", env!("CARGO_PKG_VERSION")),
+    "meterrig",
+    esp_bootloader_esp_idf::BUILD_TIME,
+    esp_bootloader_esp_idf::BUILD_DATE,
+    esp_bootloader_esp_idf::ESP_IDF_COMPATIBLE_VERSION,
+    esp_bootloader_esp_idf::MMU_PAGE_SIZE,
+    0,
+    u16::MAX,
+    esp_bootloader_esp_idf::SECURE_VERSION
+);
+
+/// The firmware's version, as the app descriptor carries it.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// Everything that happens to the device, for the engine loop.
+pub static EVENTS: Channel<CriticalSectionRawMutex, Event, 16> = Channel::new();
+
+const TICK: Duration = Duration::from_millis(200);
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+const HEAP_RECLAIMED: usize = 64 * 1024;
+
+#[esp_rtos::main]
+async fn main(spawner: Spawner) {
+    let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
+    esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: HEAP_RECLAIMED);
+    esp_alloc::heap_allocator!(size: 72 * 1024);
+
+    let timg0 = TimerGroup::new(peripherals.TIMG0);
+    esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
+
+    console::start(&spawner, peripherals.USB_DEVICE);
+    console::line(&format!("I (0) boot: meterrig {VERSION} on ESP32-C3"));
+
+    let mut store = storage::Store::new(peripherals.FLASH);
+    let stored_config = store.load(storage::CONFIG).await;
+    let stored_fallbacks = store.load(storage::FALLBACKS).await;
+
+    let wifi = net::credentials(stored_config.as_deref());
+    let net = net::start(&spawner, peripherals.WIFI, wifi).await;
+    mqtt::start(&spawner, net.stack);
+    http::start(&spawner, net.stack);
+
+    let mut pins = pins::Pins::new(pins::Bank {
+        gpio0: peripherals.GPIO0,
+        gpio1: peripherals.GPIO1,
+        gpio2: peripherals.GPIO2,
+        gpio3: peripherals.GPIO3,
+        gpio4: peripherals.GPIO4,
+        gpio5: peripherals.GPIO5,
+        gpio6: peripherals.GPIO6,
+        gpio7: peripherals.GPIO7,
+        gpio10: peripherals.GPIO10,
+        gpio20: peripherals.GPIO20,
+        gpio21: peripherals.GPIO21,
+    });
+    let tsens = esp_hal::tsens::TemperatureSensor::new(peripherals.TSENS, Default::default()).ok();
+
+    let mut engine = Engine::new();
+    let info = BoardInfo {
+        board_type: "ESP32-C3".into(),
+        chip_model: "ESP32-C3".into(),
+        chip_cores: 1,
+        chip_revision: "0.4".into(),
+        chip_frequency_mhz: 160,
+        camera_type: "none (frames from the console)".into(),
+        camera_frequency_mhz: 0,
+        sd_capacity_mb: 0,
+        sd_partition_mb: 0,
+        ip_address: net.ip().unwrap_or_else(|| "0.0.0.0".into()),
+        mac_address: net.mac.clone(),
+        firmware_version: VERSION.into(),
+    };
+    let boot = Boot {
+        info,
+        stored_config,
+        stored_fallbacks,
+    };
+    let mut shell = Shell {
+        store,
+        pins: &mut pins,
+    };
+    let started = Instant::now();
+    let now = || started.elapsed().as_millis();
+    let actions = engine.handle(now(), Event::Booted(boot));
+    shell.apply(&mut engine, actions, now()).await;
+    let mut status_at = Instant::now();
+    loop {
+        let event = match select(EVENTS.receive(), Timer::after(TICK)).await {
+            Either::First(event) => event,
+            Either::Second(()) => {
+                for (pin, level) in shell.pins.poll_inputs() {
+                    let actions = engine.handle(now(), Event::PinChanged { pin, level });
+                    shell.apply(&mut engine, actions, now()).await;
+                }
+                if status_at.elapsed() >= STATUS_EVERY {
+                    status_at = Instant::now();
+                    let status = board_status(tsens.as_ref());
+                    let actions = engine.handle(now(), Event::BoardStatus(status));
+                    shell.apply(&mut engine, actions, now()).await;
+                }
+                Event::Tick
+            }
+        };
+        let actions = engine.handle(now(), event);
+        shell.apply(&mut engine, actions, now()).await;
+    }
+}
+
+fn board_status(tsens: Option<&esp_hal::tsens::TemperatureSensor<'_>>) -> BoardStatus {
+    let free = esp_alloc::HEAP.free();
+    BoardStatus {
+        wlan_rssi: net::RSSI.load(Ordering::Relaxed),
+        chip_temp_c: tsens.map_or(0.0, |t| f64::from(t.get_temperature().to_celsius())),
+        heap_total_free: free as u64,
+        heap_internal_free: free as u64,
+        heap_internal_largest_free: free as u64,
+        heap_internal_min_free: free as u64,
+        heap_spiram_free: 0,
+        heap_spiram_largest_free: 0,
+        heap_spiram_min_free: 0,
+        sd_partition_free_mb: 0,
+        ntp_sync_status: "Not synchronized".into(),
+    }
+}
+
+/// Carries out the engine's actions on the chip's parts.
+struct Shell<'a, 'p> {
+    store: storage::Store,
+    pins: &'a mut pins::Pins<'p>,
+}
+
+impl Shell<'_, '_> {
+    async fn apply(&mut self, engine: &mut Engine, actions: alloc::vec::Vec<Action>, now: u64) {
+        let mut queue: alloc::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Publish {
+                    topic,
+                    payload,
+                    retain,
+                    ..
+                } => mqtt::send(mqtt::Command::Publish {
+                    topic,
+                    payload: payload.into_bytes(),
+                    retain,
+                }),
+                Action::Subscribe { filter, .. } => mqtt::send(mqtt::Command::Subscribe(filter)),
+                Action::MqttConnect(settings) => mqtt::send(mqtt::Command::Connect(settings)),
+                Action::MqttDisconnect => mqtt::send(mqtt::Command::Disconnect),
+                Action::ConfigurePin { pin, mode } => {
+                    if let Err(e) = self.pins.configure(pin, mode) {
+                        console::line(&format!("E ({now}) meter: GPIO{pin}: {e}"));
+                    }
+                }
+                Action::SetPin { pin, level, duty } => self.pins.set(pin, level, duty),
+                Action::RequestFrame => {
+                    // No camera on this board: frames come from the console (`frame ...`), as on the virtual board.
+                    let frame = engine.capture_simulated();
+                    queue.extend(engine.handle(now, Event::Frame(frame)));
+                }
+                Action::ConsoleWrite(line) => console::line(&line),
+                Action::Http(resp) => http::reply(resp),
+                Action::PersistConfig(text) => self.persist(storage::CONFIG, &text, now).await,
+                Action::PersistFallbacks(text) => {
+                    self.persist(storage::FALLBACKS, &text, now).await
+                }
+                Action::Reboot => {
+                    console::line("Rebooting...");
+                    Timer::after(Duration::from_millis(100)).await;
+                    esp_hal::system::software_reset();
+                }
+                Action::EnterDownloadMode => {
+                    console::line(
+                        "download mode: hold BOOT (GPIO9) and press RESET to flash this board",
+                    );
+                }
+                Action::Log { level, message } => {
+                    let letter = match level {
+                        Level::Error => 'E',
+                        Level::Warn => 'W',
+                        Level::Info => 'I',
+                        Level::Debug => 'D',
+                    };
+                    console::line(&format!("{letter} ({now}) meter: {message}"));
+                }
+            }
+        }
+    }
+
+    async fn persist(&mut self, key: u8, text: &str, now: u64) {
+        if let Err(e) = self.store.save(key, text).await {
+            console::line(&format!("E ({now}) meter: flash: not saved: {e}"));
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Wi-Fi station (esp-radio) and the IP stack (embassy-net, DHCP). Credentials come from `network.wlan` of the
+//! stored config; set them on first boot with `config set network.wlan.ssid ...` on the console, then `reboot`.
+
+use alloc::format;
+use alloc::string::String;
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use embassy_executor::Spawner;
+use embassy_net::{Runner, Stack, StackResources};
+use embassy_time::{Duration, Timer};
+use esp_hal::peripherals::WIFI;
+use esp_radio::wifi::sta::StationConfig;
+use esp_radio::wifi::{AuthenticationMethodConfig, Config, Interface, WifiController};
+use static_cell::StaticCell;
+
+use crate::console;
+
+/// The last RSSI (dBm) seen while associated; 0 when not associated.
+pub static RSSI: AtomicI32 = AtomicI32::new(0);
+const DHCP_WAIT: Duration = Duration::from_secs(15);
+
+/// `network.wlan` of the stored config.
+pub struct Credentials {
+    pub ssid: String,
+    pub password: String,
+}
+
+pub fn credentials(config: Option<&str>) -> Option<Credentials> {
+    let doc: serde_json::Value = serde_json::from_str(config?).ok()?;
+    let wlan = &doc["network"]["wlan"];
+    let ssid = wlan["ssid"].as_str().unwrap_or_default();
+    if ssid.is_empty() {
+        return None;
+    }
+    Some(Credentials {
+        ssid: String::from(ssid),
+        password: String::from(wlan["password"].as_str().unwrap_or_default()),
+    })
+}
+
+/// The network as the rest of the firmware sees it.
+pub struct Net {
+    pub stack: Stack<'static>,
+    pub mac: String,
+}
+
+impl Net {
+    /// The DHCP address, once there is one.
+    pub fn ip(&self) -> Option<String> {
+        self.stack
+            .config_v4()
+            .map(|c| format!("{}", c.address.address()))
+    }
+}
+
+/// Starts Wi-Fi and the stack; waits a while for DHCP so the device info carries the address.
+pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<Credentials>) -> Net {
+    let controller = match WifiController::new(wifi, Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            console::line(&format!("E (0) wifi: cannot start the radio: {e:?}"));
+            // Without a radio the device still runs (console, GPIO): park the network forever.
+            loop {
+                Timer::after(Duration::from_secs(3600)).await;
+            }
+        }
+    };
+    let device = Interface::station();
+    let mac_bytes = device.mac_address();
+    let mac = format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac_bytes[0], mac_bytes[1], mac_bytes[2], mac_bytes[3], mac_bytes[4], mac_bytes[5]
+    );
+    static RESOURCES: StaticCell<StackResources<6>> = StaticCell::new();
+    let seed = u64::from_le_bytes([
+        mac_bytes[0],
+        mac_bytes[1],
+        mac_bytes[2],
+        mac_bytes[3],
+        mac_bytes[4],
+        mac_bytes[5],
+        0x5A,
+        0xA5,
+    ]);
+    let (stack, runner) = embassy_net::new(
+        device,
+        embassy_net::Config::dhcpv4(Default::default()),
+        RESOURCES.init(StackResources::new()),
+        seed,
+    );
+    spawner.spawn(net_task(runner).expect("task slot"));
+    match creds {
+        Some(creds) => {
+            spawner.spawn(connection(controller, creds).expect("task slot"));
+            if embassy_time::with_timeout(DHCP_WAIT, stack.wait_config_up()).await.is_err() {
+                console::line("W (0) wifi: no IP address yet, booting anyway");
+            }
+        }
+        None => console::line(
+            "W (0) wifi: no credentials; set them: `config set network.wlan.ssid NAME`, `config set network.wlan.password PW`, `reboot`",
+        ),
+    }
+    Net { stack, mac }
+}
+
+#[embassy_executor::task]
+async fn net_task(mut runner: Runner<'static, Interface>) {
+    runner.run().await
+}
+
+/// Associates, and again after every disconnect.
+#[embassy_executor::task]
+async fn connection(mut controller: WifiController<'static>, creds: Credentials) {
+    let auth = if creds.password.is_empty() {
+        Some(AuthenticationMethodConfig::Open)
+    } else {
+        creds
+            .password
+            .as_str()
+            .try_into()
+            .ok()
+            .map(AuthenticationMethodConfig::Wpa2Personal)
+    };
+    let (Ok(ssid), Some(auth)) = (creds.ssid.as_str().try_into(), auth) else {
+        console::line("E (0) wifi: network.wlan.ssid or password is too long");
+        return;
+    };
+    let config = Config::Station(
+        StationConfig::default()
+            .with_ssid(ssid)
+            .with_authentication(auth),
+    );
+    if let Err(e) = controller.set_config(&config) {
+        console::line(&format!("E (0) wifi: bad station config: {e:?}"));
+        return;
+    }
+    loop {
+        match controller.connect_async().await {
+            Ok(_) => {
+                console::line(&format!("I (0) wifi: connected to '{}'", creds.ssid));
+                RSSI.store(controller.rssi().unwrap_or(0), Ordering::Relaxed);
+                let _ = controller.wait_for_disconnect_async().await;
+                RSSI.store(0, Ordering::Relaxed);
+                console::line("W (0) wifi: disconnected");
+            }
+            Err(e) => console::line(&format!(
+                "W (0) wifi: cannot connect to '{}': {e:?}",
+                creds.ssid
+            )),
+        }
+        Timer::after(Duration::from_secs(5)).await;
+    }
+}

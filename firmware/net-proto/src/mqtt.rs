@@ -1,0 +1,350 @@
+//! MQTT 3.1.1 (protocol level 4) packets a device client needs: CONNECT with a will, SUBSCRIBE, PUBLISH at QoS 0/1
+//! both ways, PUBACK, PINGREQ, DISCONNECT; an incremental decoder for what the broker sends.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A packet from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    ConnAck {
+        session_present: bool,
+        code: u8,
+    },
+    Publish(Publish),
+    PubAck(u16),
+    SubAck {
+        packet_id: u16,
+        codes: Vec<u8>,
+    },
+    PingResp,
+    /// A type a client does not expect (the packet type nibble).
+    Other(u8),
+}
+
+/// An application message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    pub dup: bool,
+    pub packet_id: Option<u16>,
+}
+
+/// A broken packet from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The remaining-length field runs over 4 bytes.
+    BadLength,
+    /// Longer than the client accepts.
+    TooLarge(usize),
+    /// A field is cut short or malformed.
+    Malformed(&'static str),
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::BadLength => write!(f, "bad remaining length"),
+            DecodeError::TooLarge(n) => write!(f, "packet of {n} bytes is too large"),
+            DecodeError::Malformed(what) => write!(f, "malformed packet: {what}"),
+        }
+    }
+}
+
+/// The will message of CONNECT.
+#[derive(Debug, Clone, Copy)]
+pub struct Will<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// CONNECT fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Connect<'a> {
+    pub client_id: &'a str,
+    pub keepalive_s: u16,
+    pub clean_session: bool,
+    pub will: Option<Will<'a>>,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+fn frame(first: u8, body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(first);
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend(body);
+    out
+}
+
+pub fn connect(c: &Connect<'_>) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_str(&mut body, b"MQTT");
+    body.push(4);
+    let mut flags = 0u8;
+    if c.clean_session {
+        flags |= 0x02;
+    }
+    if let Some(w) = &c.will {
+        flags |= 0x04 | ((w.qos & 3) << 3);
+        if w.retain {
+            flags |= 0x20;
+        }
+    }
+    if c.password.is_some() {
+        flags |= 0x40;
+    }
+    if c.username.is_some() {
+        flags |= 0x80;
+    }
+    body.push(flags);
+    body.extend_from_slice(&c.keepalive_s.to_be_bytes());
+    put_str(&mut body, c.client_id.as_bytes());
+    if let Some(w) = &c.will {
+        put_str(&mut body, w.topic.as_bytes());
+        put_str(&mut body, w.payload);
+    }
+    if let Some(u) = c.username {
+        put_str(&mut body, u.as_bytes());
+    }
+    if let Some(p) = c.password {
+        put_str(&mut body, p.as_bytes());
+    }
+    frame(0x10, body)
+}
+
+/// PUBLISH; `packet_id` is required for QoS 1.
+pub fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool, packet_id: u16) -> Vec<u8> {
+    let mut body = Vec::with_capacity(topic.len() + payload.len() + 4);
+    put_str(&mut body, topic.as_bytes());
+    if qos > 0 {
+        body.extend_from_slice(&packet_id.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    frame(0x30 | ((qos & 3) << 1) | u8::from(retain), body)
+}
+
+pub fn subscribe(packet_id: u16, filter: &str, qos: u8) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&packet_id.to_be_bytes());
+    put_str(&mut body, filter.as_bytes());
+    body.push(qos & 3);
+    frame(0x82, body)
+}
+
+pub fn puback(packet_id: u16) -> Vec<u8> {
+    frame(0x40, packet_id.to_be_bytes().to_vec())
+}
+
+pub fn pingreq() -> Vec<u8> {
+    frame(0xC0, Vec::new())
+}
+
+pub fn disconnect() -> Vec<u8> {
+    frame(0xE0, Vec::new())
+}
+
+/// Reassembles packets from TCP reads.
+#[derive(Debug)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    max_packet: usize,
+}
+
+impl Decoder {
+    pub fn new(max_packet: usize) -> Decoder {
+        Decoder {
+            buf: Vec::new(),
+            max_packet,
+        }
+    }
+
+    /// Adds bytes; call [`Decoder::next`] until it returns `Ok(None)`.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete packet, if there is one.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Packet>, DecodeError> {
+        let Some((len, header)) = remaining_length(&self.buf)? else {
+            return Ok(None);
+        };
+        if len > self.max_packet {
+            return Err(DecodeError::TooLarge(len));
+        }
+        if self.buf.len() < header + len {
+            return Ok(None);
+        }
+        let first = self.buf[0];
+        let body: Vec<u8> = self.buf[header..header + len].to_vec();
+        self.buf.drain(..header + len);
+        decode(first, &body).map(Some)
+    }
+}
+
+fn remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
+    let mut len = 0usize;
+    for i in 0..4 {
+        let Some(&b) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        len += usize::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Some((len, 2 + i)));
+        }
+    }
+    Err(DecodeError::BadLength)
+}
+
+fn u16_at(body: &[u8], at: usize) -> Result<u16, DecodeError> {
+    body.get(at..at + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or(DecodeError::Malformed("short packet"))
+}
+
+fn decode(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
+    match first >> 4 {
+        2 => Ok(Packet::ConnAck {
+            session_present: body.first().is_some_and(|b| b & 1 == 1),
+            code: *body.get(1).ok_or(DecodeError::Malformed("short CONNACK"))?,
+        }),
+        3 => {
+            let qos = (first >> 1) & 3;
+            let topic_len = usize::from(u16_at(body, 0)?);
+            let topic = body
+                .get(2..2 + topic_len)
+                .ok_or(DecodeError::Malformed("topic runs past the packet"))?;
+            let topic = core::str::from_utf8(topic)
+                .map_err(|_| DecodeError::Malformed("topic is not UTF-8"))?;
+            let mut at = 2 + topic_len;
+            let packet_id = if qos > 0 {
+                let id = u16_at(body, at)?;
+                at += 2;
+                Some(id)
+            } else {
+                None
+            };
+            Ok(Packet::Publish(Publish {
+                topic: String::from(topic),
+                payload: body[at..].to_vec(),
+                qos,
+                retain: first & 1 == 1,
+                dup: first & 8 == 8,
+                packet_id,
+            }))
+        }
+        4 => Ok(Packet::PubAck(u16_at(body, 0)?)),
+        9 => Ok(Packet::SubAck {
+            packet_id: u16_at(body, 0)?,
+            codes: body[2..].to_vec(),
+        }),
+        13 => Ok(Packet::PingResp),
+        other => Ok(Packet::Other(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn connect_with_will_and_credentials_matches_the_spec_layout() {
+        let bytes = connect(&Connect {
+            client_id: "m1",
+            keepalive_s: 60,
+            clean_session: false,
+            will: Some(Will {
+                topic: "w/connection",
+                payload: b"offline",
+                qos: 1,
+                retain: true,
+            }),
+            username: Some("u"),
+            password: Some("p"),
+        });
+        assert_eq!(bytes[0], 0x10);
+        assert_eq!(usize::from(bytes[1]), bytes.len() - 2);
+        assert_eq!(&bytes[2..10], b"\x00\x04MQTT\x04\xEC"[..8].as_ref());
+        // flags: user, password, will retain, will QoS 1, will flag; clean session off.
+        assert_eq!(bytes[9], 0x80 | 0x40 | 0x20 | 0x08 | 0x04);
+        assert_eq!(&bytes[10..12], &[0, 60]);
+    }
+
+    #[test]
+    fn decodes_split_packets_and_long_lengths() {
+        let big = vec![7u8; 300];
+        let mut wire = publish("a/b", &big, 1, true, 0x1234);
+        assert_eq!(
+            &wire[1..3],
+            &[0xB3, 0x02],
+            "300+7 = 307 in two length bytes"
+        );
+        wire.extend(puback(9));
+        wire.extend([0x90, 3, 0, 5, 1]);
+        wire.extend([0xD0, 0]);
+        let mut d = Decoder::new(4096);
+        let mut got = vec![];
+        for chunk in wire.chunks(5) {
+            d.feed(chunk);
+            while let Some(p) = d.next().unwrap() {
+                got.push(p);
+            }
+        }
+        assert_eq!(
+            got[0],
+            Packet::Publish(Publish {
+                topic: "a/b".into(),
+                payload: big,
+                qos: 1,
+                retain: true,
+                dup: false,
+                packet_id: Some(0x1234)
+            })
+        );
+        assert_eq!(got[1], Packet::PubAck(9));
+        assert_eq!(
+            got[2],
+            Packet::SubAck {
+                packet_id: 5,
+                codes: vec![1]
+            }
+        );
+        assert_eq!(got[3], Packet::PingResp);
+    }
+
+    #[test]
+    fn refuses_oversized_and_malformed_packets() {
+        let mut d = Decoder::new(100);
+        d.feed(&publish("t", &[0; 200], 0, false, 0));
+        assert_eq!(d.next(), Err(DecodeError::TooLarge(203)));
+        let mut d = Decoder::new(100);
+        d.feed(&[0x30, 5, 0, 9, b'a', b'b', b'c']);
+        assert!(matches!(d.next(), Err(DecodeError::Malformed(_))));
+        let mut d = Decoder::new(100);
+        d.feed(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+        assert_eq!(d.next(), Err(DecodeError::BadLength));
+    }
+}
