@@ -23,6 +23,7 @@ Feature: Bad input gets a clear error and changes nothing
       | {"sequence":"main","value":"NaN"}    | not a finite number                  |
       | {"sequence":"main","value":-1}       | has no valid raw value               |
 
+  @wiring
   Scenario Outline: A bad GPIO ctrl leaves the pin as it was
     When I publish '<payload>' to "device/gpio/<pin>/ctrl"
     Then the console shows an error containing '<error>'
@@ -53,6 +54,7 @@ Feature: Bad input gets a clear error and changes nothing
       | status now                        | bad-args        |
       | config set mqtt.uri nope          | bad-json        |
 
+  @http
   Scenario Outline: A bad config is refused with the path of the bad key
     When I post '<body>' to the REST config
     Then the REST reply status is 400

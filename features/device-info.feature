@@ -17,17 +17,20 @@ Feature: Device Info
   Scenario: The hardware payload shape
     Then the JSON at "device/info/hardware" matches snapshot "device-info-hardware"
 
+  @http
   Scenario: Device info is republished on REST request
     When I forget what was published
     And I request "/mqtt?task=publish_device_info" via HTTP
     Then the REST reply contains "002: Publication of device info topics scheduled"
     And topic "device/info/hardware" is published
 
+  @http
   Scenario: The REST API names itself
     When I request "/mqtt?task=api_name" via HTTP
     Then the REST reply status is 200
     And the REST reply contains "mqtt:v2"
 
+  @http
   Scenario: An unknown REST task is refused
     When I request "/mqtt?task=reboot_everything" via HTTP
     Then the REST reply status is 404

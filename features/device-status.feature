@@ -24,10 +24,12 @@ Feature: Device Status
     When I trigger a cycle
     Then the topic tree under "device/status" matches snapshot "device-status-tree"
 
+  @virtual-only
   Scenario: The last will says offline when the board loses power
     When the board loses power
     Then topic "device/status/connection" is "offline" and retained
 
+  @virtual-only
   Scenario: Online again after power returns
     When the board loses power
     And the board is powered on

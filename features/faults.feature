@@ -5,6 +5,7 @@ Feature: Faults
   Background:
     Given a virtual board with config "flat-json.json"
 
+  @virtual-only
   Scenario: The broker restarts mid-run
     When I trigger a cycle
     And the broker restarts
@@ -13,10 +14,12 @@ Feature: Faults
     Then topic "process/status/cycle_counter" is "2"
     And topic "device/status/connection" is "online"
 
+  @virtual-only
   Scenario: A control message sent while the broker is away is not lost
     When the broker goes away and I publish "1" to "process/ctrl/cycle_start" meanwhile
     Then topic "process/status/cycle_counter" is "1"
 
+  @virtual-only
   Scenario: Power loss mid-cycle, then the board boots again
     When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
     And I publish "1" to "process/ctrl/cycle_start"
@@ -27,6 +30,7 @@ Feature: Faults
     And I trigger a cycle
     Then the JSON at "process/data/0/json" has "actual_value" = "17.00"
 
+  @virtual-only
   Scenario: Power loss during a config save leaves a bootable config
     When I change "operationmode.automaticprocessinterval" to 4 via the REST API
     And the board loses power
@@ -42,6 +46,7 @@ Feature: Faults
     And I publish "1" to "process/ctrl/cycle_start"
     Then the JSON at "process/data/0/json" has "actual_value" = "16.98"
 
+  @virtual-only
   Scenario: Reconnects after repeated broker loss
     When the broker goes away for 300 ms
     And the broker goes away for 300 ms

@@ -26,6 +26,7 @@ Feature: Flashing over serial
     And the board does not answer on the console
     And the console log contains "rst:0x3 (RTC_SW_SYS_RST)"
 
+  @virtual-only
   Scenario: Power loss in the middle of flashing, then a re-flash
     When the board loses power while being flashed with an app image of version "v17.4.0"
     And the board is powered on

@@ -1,4 +1,4 @@
-@gpio
+@gpio @wiring
 Feature: GPIO control and status
   Outputs and PWM outputs take ctrl from MQTT; inputs publish their state; flashlights follow the process.
 

@@ -26,6 +26,7 @@ Feature: Home Assistant discovery
     Then the discovery config "button/cycle_start" is published
     And the discovery config "sensor/connection" is published
 
+  @http
   Scenario: Discovery on request via REST
     When I forget what was published
     And I request "/mqtt?task=publish_ha_discovery" via HTTP

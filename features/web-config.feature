@@ -1,4 +1,4 @@
-@web-config
+@web-config @http
 Feature: Configuration through the web interface and REST API
   A valid change is saved and applied; an invalid one is refused with the path of the bad key and changes nothing.
 

@@ -52,7 +52,15 @@ pub trait Board: Send {
     /// Reads an output pin: level and PWM duty (None without PWM).
     fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError>;
     /// Flashes an image over the serial port (app image at 0x10000, or an ELF), then resets the board into it.
-    fn flash(&mut self, image: &Path) -> Result<(), BoardError>;
+    fn flash(&mut self, image: &Path) -> Result<(), BoardError> {
+        self.flash_with(image, &FlashHow::default()).map(|_| ())
+    }
+    /// Flashes with options (ROM loader only, bypassed checks, a partition table, a power cut mid-flash).
+    fn flash_with(
+        &mut self,
+        image: &Path,
+        how: &FlashHow,
+    ) -> Result<crate::flasher::FlashReport, BoardError>;
     /// Base URL of the web interface, if the rig can reach it.
     fn http_base(&self) -> Option<String>;
 }
@@ -262,8 +270,12 @@ impl Board for VirtualBoard {
         Ok((v["level"] == 1, v["duty"].as_u64().map(|d| d as u32)))
     }
 
-    fn flash(&mut self, image: &Path) -> Result<(), BoardError> {
-        self.flash_with(image, &FlashHow::default()).map(|_| ())
+    fn flash_with(
+        &mut self,
+        image: &Path,
+        how: &FlashHow,
+    ) -> Result<crate::flasher::FlashReport, BoardError> {
+        self.flash_virtual(image, how)
     }
 
     fn http_base(&self) -> Option<String> {
@@ -287,7 +299,7 @@ pub struct FlashHow {
 impl VirtualBoard {
     /// Resets the board into download mode (BOOT held), flashes `image` with espflash over its PTY, then resets it
     /// so it boots what was written. With `cut_power_after_blocks`, the board dies mid-flash and stays off.
-    pub fn flash_with(
+    fn flash_virtual(
         &mut self,
         image: &Path,
         how: &FlashHow,

@@ -73,6 +73,12 @@ enum Command {
         /// Fail instead of skipping @browser scenarios when no browser is installed.
         #[arg(long)]
         require_browser: bool,
+        /// Run on the real board `fixtures/boards/NAME.toml` instead of virtual boards.
+        #[arg(long, value_name = "NAME")]
+        board: Option<String>,
+        /// Run only this runner's share of the scenarios: i/n (1-based), the same split on every runner.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<harness::runner::Shard>,
         /// Feature files or directories.
         features: Vec<PathBuf>,
     },
@@ -453,12 +459,20 @@ async fn run(cli: Cli) -> Result<bool> {
             concurrency,
             board_bin,
             require_browser,
+            board,
+            shard,
             features,
         } => {
             let root = repo_root();
-            let mut target = match broker {
-                Some(uri) => tls.target(&uri)?,
-                None => broker::start_embedded("127.0.0.1:0".parse()?)?,
+            let inventory = board
+                .as_deref()
+                .map(|name| harness::inventory::Inventory::load(&root, name))
+                .transpose()?;
+            let mut target = match (broker, &inventory) {
+                (Some(uri), _) => tls.target(&uri)?,
+                // The real board reaches its broker itself; the rig watches the same one.
+                (None, Some(inv)) => tls.target(&inv.broker)?,
+                (None, None) => broker::start_embedded("127.0.0.1:0".parse()?)?,
             };
             target.username = username;
             target.password = password;
@@ -479,6 +493,44 @@ async fn run(cli: Cli) -> Result<bool> {
                     });
                 }
             }
+            if let Some(inv) = &inventory {
+                let features_dir = root.join("features");
+                let mut skip = vec![(
+                    "virtual-only",
+                    "they need the virtual board's power switch or broker cable".to_string(),
+                )];
+                if !inv.has_wiring() {
+                    skip.push((
+                        "wiring",
+                        format!("inventory '{}' has no [[wiring]]", inv.name),
+                    ));
+                }
+                if inv.http.is_none() {
+                    skip.push((
+                        "http",
+                        format!("inventory '{}' gives no `http` address", inv.name),
+                    ));
+                }
+                for (tag, why) in skip {
+                    let n = count_tagged(&features_dir, &format!("@{tag}"));
+                    println!("skipped: {n} @{tag} scenario(s) or feature(s): {why}");
+                    let not = Expr::Not(Box::new(Expr::Tag(tag.into())));
+                    expr = Some(match expr {
+                        Some(e) => Expr::And(Box::new(e), Box::new(not)),
+                        None => not,
+                    });
+                }
+                println!(
+                    "board '{}' on {}",
+                    inv.name,
+                    inv.port
+                        .as_ref()
+                        .map_or("(by USB serial number)".into(), |p| p.display().to_string())
+                );
+            }
+            if let Some(sh) = shard {
+                println!("shard {}/{}", sh.index, sh.count);
+            }
             println!(
                 "broker {} · boards from {}",
                 target.uri(),
@@ -492,6 +544,8 @@ async fn run(cli: Cli) -> Result<bool> {
                 tags: expr,
                 junit,
                 concurrency: concurrency.max(1),
+                board: inventory,
+                shard,
             };
             let result = runner::run(opts).await?;
             println!("suite wall time: {:.2?}", result.wall);
@@ -531,6 +585,8 @@ async fn run(cli: Cli) -> Result<bool> {
                     tags: Some(Expr::Not(Box::new(Expr::Tag("browser".into())))),
                     junit: None,
                     concurrency: 8,
+                    board: None,
+                    shard: None,
                 };
                 let result = runner::run(opts).await?;
                 println!("suite (without @browser) wall time: {:.2?}", result.wall);

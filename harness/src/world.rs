@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 
 use crate::board::{Board, VirtualBoard};
 use crate::broker::{BrokerTarget, Cable};
+use crate::inventory::Inventory;
 use crate::observer::{Observer, Seen};
+use crate::serial_board::SerialBoard;
 use crate::snapshot::{self, Placeholders};
 use crate::{ha, migration};
 
@@ -27,6 +29,8 @@ pub struct RunContext {
     /// The repository root (fixtures/, features/).
     pub root: PathBuf,
     pub timeout: Duration,
+    /// A real board (`hil run --board`); None runs a virtual board per scenario.
+    pub serial: Option<Inventory>,
 }
 
 static CONTEXT: OnceLock<RunContext> = OnceLock::new();
@@ -47,7 +51,7 @@ static SCENARIOS: AtomicU32 = AtomicU32::new(0);
 #[world(init = Self::default)]
 pub struct Rig {
     config: Option<Value>,
-    board: Option<VirtualBoard>,
+    board: Option<Box<dyn Board>>,
     observer: Option<Observer>,
     cable: Option<Cable>,
     main_topic: String,
@@ -110,9 +114,9 @@ fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
 }
 
 impl Rig {
-    fn board(&mut self) -> Result<&mut VirtualBoard> {
+    fn board(&mut self) -> Result<&mut (dyn Board + 'static)> {
         self.board
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| anyhow!("no board: start one with 'Given a virtual board ...'"))
     }
 
@@ -139,7 +143,10 @@ impl Rig {
             .with_context(|| format!("fixture {}", path.display()))?;
         let mut config: Value =
             serde_json::from_str(&text).with_context(|| format!("fixture {}", path.display()))?;
-        if self.cable.is_none() {
+        if let Some(inv) = &ctx().serial {
+            remap_pins(&mut config, inv);
+        } else if self.cable.is_none() {
+            // A real board reaches the broker itself; a virtual one goes through its own cable.
             self.cable = Some(Cable::start(&ctx().broker).await?);
         }
         let n = SCENARIOS.fetch_add(1, Ordering::SeqCst);
@@ -155,11 +162,14 @@ impl Rig {
             .next()
             .unwrap_or_default()
             .to_string();
-        let uri = self
-            .cable
-            .as_ref()
-            .map(|c| c.uri_for(&ctx().broker))
-            .unwrap_or_default();
+        let uri = match &ctx().serial {
+            Some(inv) => inv.broker.clone(),
+            None => self
+                .cable
+                .as_ref()
+                .map(|c| c.uri_for(&ctx().broker))
+                .unwrap_or_default(),
+        };
         set_path(&mut config, "mqtt.enabled", json!(true))?;
         set_path(&mut config, "mqtt.uri", json!(uri))?;
         if let Some(tls) = &ctx().broker.tls {
@@ -193,9 +203,14 @@ impl Rig {
         ];
         self.observer = Some(Observer::connect(&ctx().broker, &filters).await?);
         let bin = ctx().board_bin.clone();
-        self.board = Some(tokio::task::block_in_place(|| {
-            VirtualBoard::start(&bin, &dir, Some(&config))
-        })?);
+        self.board = Some(match &ctx().serial {
+            None => Box::new(tokio::task::block_in_place(|| {
+                VirtualBoard::start(&bin, &dir, Some(&config))
+            })?),
+            Some(inv) => Box::new(tokio::task::block_in_place(|| {
+                configure_serial(inv, &config)
+            })?),
+        });
         self.wait_for("device/status/connection", "online").await?;
         Ok(())
     }
@@ -332,6 +347,43 @@ pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> Result<
         }
     }
     Ok((status, String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// The pins a scenario names (the reference's ESP32-CAM numbers) moved to the board's, per the inventory.
+fn remap_pins(config: &mut Value, inv: &Inventory) {
+    if let Some(pins) = config["gpio"]["gpiopin"].as_array_mut() {
+        for pin in pins {
+            if let Some(n) = pin["gpionumber"]
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+            {
+                pin["gpionumber"] = json!(inv.board_pin(n));
+            }
+        }
+    }
+}
+
+/// Opens a real board, writes the scenario's config over its console (section by section, plus the Wi-Fi
+/// credentials the inventory names) and resets it so it starts with that config.
+fn configure_serial(inv: &Inventory, config: &Value) -> Result<SerialBoard> {
+    let mut board = SerialBoard::open(inv.clone())?;
+    let timeout = ctx().timeout;
+    let mut set = |path: &str, value: &Value| -> Result<()> {
+        let reply = board.console(&format!("config set {path} {value}"), timeout)?;
+        if !reply.starts_with("ok") {
+            bail!("board '{}' refused `config set {path}`: {reply}", inv.name);
+        }
+        Ok(())
+    };
+    for (section, value) in config.as_object().into_iter().flatten() {
+        set(section, value)?;
+    }
+    if let Some((ssid, password)) = inv.wifi().map_err(|e| anyhow!(e))? {
+        set("network.wlan.ssid", &json!(ssid))?;
+        set("network.wlan.password", &json!(password))?;
+    }
+    board.reset()?;
+    Ok(board)
 }
 
 // ---- Given ----

@@ -47,7 +47,7 @@ impl Rig {
             // What the board says from now on is about the new image.
             obs.clear();
         }
-        let board = self.board.as_mut().ok_or(BoardError::PoweredOff)?;
+        let board = self.board.as_deref_mut().ok_or(BoardError::PoweredOff)?;
         tokio::task::block_in_place(|| board.flash_with(&path, &how)).map(|_| ())
     }
 }
@@ -136,7 +136,7 @@ async fn stays_offline(w: &mut Rig, ms: u64) -> Result<()> {
 async fn console_silent(w: &mut Rig) -> Result<()> {
     let board = w.board()?;
     let quick = Duration::from_millis(500).min(ctx().timeout);
-    match tokio::task::block_in_place(|| crate::board::Board::console(board, "status", quick)) {
+    match tokio::task::block_in_place(|| board.console("status", quick)) {
         Err(BoardError::ConsoleTimeout { .. }) => Ok(()),
         Ok(reply) => bail!("the console answered {reply:?}: an app is running"),
         Err(e) => Err(e.into()),

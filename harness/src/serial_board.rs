@@ -1,0 +1,278 @@
+//! [`SerialBoard`]: a real board on a serial port, as the inventory describes it. The console and its capture
+//! work like the virtual board's; reset uses the inventory's strategy (RTS on USB-JTAG or a DTR/RTS bridge, or the
+//! console's `reboot`); GPIO goes through host lines (Linux gpiochip) wired to board pins; flashing releases the
+//! port to espflash and takes it back.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gpiocdev::line::Value;
+use serialport::SerialPort;
+
+use crate::board::{Board, BoardError, FlashHow};
+use crate::flasher::{self, After, Before, FlashOptions, FlashReport};
+use crate::inventory::{Direction, Inventory, ResetStrategy};
+
+type Capture = Arc<Mutex<Vec<(Duration, String)>>>;
+
+/// The port, while the rig holds it.
+struct Attached {
+    port: serialport::TTYPort,
+    stop: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<()>,
+    replies: mpsc::Receiver<String>,
+}
+
+/// A real ESP32-C3 reached through its serial port and the runner's wiring.
+pub struct SerialBoard {
+    inventory: Inventory,
+    port: PathBuf,
+    attached: Option<Attached>,
+    capture: Capture,
+    started: Instant,
+    /// Output lines the rig drives (held so they keep their level).
+    driven: BTreeMap<u8, gpiocdev::Request>,
+}
+
+impl SerialBoard {
+    /// Opens the board's port and starts capturing its console.
+    pub fn open(inventory: Inventory) -> Result<SerialBoard, BoardError> {
+        let port = inventory.resolve_port().map_err(BoardError::Start)?;
+        let mut board = SerialBoard {
+            inventory,
+            port,
+            attached: None,
+            capture: Arc::default(),
+            started: Instant::now(),
+            driven: BTreeMap::new(),
+        };
+        board.attach()?;
+        Ok(board)
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    fn attach(&mut self) -> Result<(), BoardError> {
+        if self.attached.is_some() {
+            return Ok(());
+        }
+        let mut port = flasher::open_port(&self.port)?;
+        port.set_baud_rate(self.inventory.console_baud)
+            .map_err(|e| BoardError::Start(format!("{}: {e}", self.port.display())))?;
+        let mut reading = port
+            .try_clone_native()
+            .map_err(|e| BoardError::Start(format!("{}: {e}", self.port.display())))?;
+        reading
+            .set_timeout(Duration::from_millis(50))
+            .map_err(|e| BoardError::Start(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, replies) = mpsc::channel();
+        let (capture, started, halt) = (self.capture.clone(), self.started, stop.clone());
+        let reader = std::thread::spawn(move || {
+            let mut partial = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !halt.load(Ordering::Relaxed) {
+                match reading.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        for &b in &buf[..n] {
+                            if b != b'\n' {
+                                partial.push(b);
+                                continue;
+                            }
+                            let line = String::from_utf8_lossy(&partial).trim_end().to_string();
+                            partial.clear();
+                            if let Ok(mut c) = capture.lock() {
+                                c.push((started.elapsed(), line.clone()));
+                            }
+                            if line.starts_with("ok") || line.starts_with("err ") {
+                                let _ = tx.send(line);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        self.attached = Some(Attached {
+            port,
+            stop,
+            reader,
+            replies,
+        });
+        Ok(())
+    }
+
+    /// Releases the port (for espflash).
+    fn detach(&mut self) {
+        if let Some(a) = self.attached.take() {
+            a.stop.store(true, Ordering::Relaxed);
+            let _ = a.reader.join();
+        }
+    }
+
+    /// Pulses EN through RTS (DTR released, so GPIO9 stays high and the app boots).
+    fn pulse_en(&mut self) -> Result<(), BoardError> {
+        let port_name = self.port.display().to_string();
+        let a = self.attached.as_mut().ok_or(BoardError::PoweredOff)?;
+        let fail = |e: serialport::Error| {
+            BoardError::Start(format!(
+                "cannot pulse RTS on {port_name} ({e}); a port without modem lines needs reset = \"console\" in the inventory"
+            ))
+        };
+        a.port.write_data_terminal_ready(false).map_err(fail)?;
+        a.port.write_request_to_send(true).map_err(fail)?;
+        std::thread::sleep(Duration::from_millis(100));
+        a.port.write_request_to_send(false).map_err(fail)?;
+        Ok(())
+    }
+
+    fn request(
+        &self,
+        chip: &Path,
+        line: u32,
+        output: Option<bool>,
+    ) -> Result<gpiocdev::Request, BoardError> {
+        let mut builder = gpiocdev::Request::builder();
+        builder
+            .on_chip(chip)
+            .with_line(line)
+            .with_consumer("meterrig-hil");
+        match output {
+            Some(high) => builder.as_output(if high { Value::Active } else { Value::Inactive }),
+            None => builder.as_input(),
+        };
+        builder
+            .request()
+            .map_err(|e| BoardError::Gpio(format!("{} line {line}: {e}", chip.display())))
+    }
+}
+
+impl Board for SerialBoard {
+    fn console(&mut self, line: &str, timeout: Duration) -> Result<String, BoardError> {
+        let a = self.attached.as_mut().ok_or(BoardError::PoweredOff)?;
+        while a.replies.try_recv().is_ok() {}
+        a.port.write_all(format!("{line}\n").as_bytes())?;
+        a.replies
+            .recv_timeout(timeout)
+            .map_err(|_| BoardError::ConsoleTimeout {
+                line: line.to_string(),
+                timeout,
+                tail: self
+                    .capture
+                    .lock()
+                    .map(|c| c.iter().rev().take(5).map(|(_, l)| l.clone()).collect())
+                    .unwrap_or_default(),
+            })
+    }
+
+    fn console_capture(&self) -> Vec<(Duration, String)> {
+        self.capture.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn reset(&mut self) -> Result<(), BoardError> {
+        match self.inventory.reset {
+            ResetStrategy::UsbJtag | ResetStrategy::Classic => self.pulse_en(),
+            ResetStrategy::Console => {
+                let a = self.attached.as_mut().ok_or(BoardError::PoweredOff)?;
+                a.port.write_all(b"reboot\n")?;
+                Ok(())
+            }
+            ResetStrategy::None => Err(BoardError::Unsupported(
+                "reset (the inventory says reset = \"none\")",
+            )),
+        }
+    }
+
+    fn power_off(&mut self) -> Result<(), BoardError> {
+        Err(BoardError::Unsupported(
+            "power switching (a real board needs a relay the inventory does not describe)",
+        ))
+    }
+
+    fn power_on(&mut self) -> Result<(), BoardError> {
+        Err(BoardError::Unsupported(
+            "power switching (a real board needs a relay the inventory does not describe)",
+        ))
+    }
+
+    fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError> {
+        let board_pin = self.inventory.board_pin(pin);
+        let wire = self
+            .inventory
+            .wire(board_pin, Direction::HostDrives)
+            .cloned()
+            .ok_or_else(|| BoardError::Gpio(format!("no host line drives board pin {board_pin} (scenario GPIO {pin}) in inventory '{}'", self.inventory.name)))?;
+        if let Some(req) = self.driven.get(&board_pin) {
+            let value = if high { Value::Active } else { Value::Inactive };
+            return req
+                .set_value(wire.line, value)
+                .map_err(|e| BoardError::Gpio(e.to_string()));
+        }
+        let req = self.request(&wire.chip, wire.line, Some(high))?;
+        self.driven.insert(board_pin, req);
+        Ok(())
+    }
+
+    fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError> {
+        let board_pin = self.inventory.board_pin(pin);
+        let wire = self
+            .inventory
+            .wire(board_pin, Direction::HostReads)
+            .cloned()
+            .ok_or_else(|| BoardError::Gpio(format!("no host line reads board pin {board_pin} (scenario GPIO {pin}) in inventory '{}'", self.inventory.name)))?;
+        let req = self.request(&wire.chip, wire.line, None)?;
+        let value = req
+            .value(wire.line)
+            .map_err(|e| BoardError::Gpio(e.to_string()))?;
+        // A GPIO line sees levels, not PWM duty.
+        Ok((value == Value::Active, None))
+    }
+
+    fn flash_with(&mut self, image: &Path, how: &FlashHow) -> Result<FlashReport, BoardError> {
+        if how.cut_power_after_blocks.is_some() {
+            return self.power_off().map(|_| unreachable!());
+        }
+        let payload = flasher::load_payload(image, how.partition_table.as_deref(), how.force)?;
+        if self.inventory.reset == ResetStrategy::Console {
+            // No reset lines: ask the firmware to restart into its ROM loader.
+            let a = self.attached.as_mut().ok_or(BoardError::PoweredOff)?;
+            a.port.write_all(b"download\n")?;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.detach();
+        let before = match self.inventory.reset {
+            ResetStrategy::UsbJtag => Before::UsbReset,
+            ResetStrategy::Classic => Before::DefaultReset,
+            ResetStrategy::Console | ResetStrategy::None => Before::NoReset,
+        };
+        let opts = FlashOptions {
+            port: self.port.clone(),
+            baud: 921_600,
+            before,
+            after: After::HardReset,
+            verify: true,
+            stub: !how.no_stub,
+        };
+        let result = flasher::flash(&opts, &payload, &mut flasher::Quiet);
+        self.attach()?;
+        Ok(result?)
+    }
+
+    fn http_base(&self) -> Option<String> {
+        self.inventory.http.as_ref().map(|h| format!("http://{h}"))
+    }
+}
+
+impl Drop for SerialBoard {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}

@@ -1,0 +1,74 @@
+//! The real ESP32-C3 firmware image goes through the same path as every image: the ELF is converted as espflash
+//! does (bootloader, the firmware's partition table, app image), flashed into a virtual board over its ROM loader,
+//! and the board's bootloader accepts it and reports the app descriptor's version.
+//!
+//! Needs the firmware built (`cargo build --release` in firmware/esp32c3); `.ci/run` builds it and sets
+//! ESP32C3_ELF, so there this test cannot pass by skipping.
+
+use std::path::PathBuf;
+
+use harness::board::{Board, FlashHow, VirtualBoard};
+
+fn elf() -> Option<PathBuf> {
+    let path = std::env::var_os("ESP32C3_ELF").map(PathBuf::from)?;
+    assert!(
+        path.exists(),
+        "ESP32C3_ELF={} does not exist",
+        path.display()
+    );
+    Some(path)
+}
+
+#[test]
+fn the_esp32c3_firmware_image_boots_in_the_virtual_board() {
+    let Some(elf) = elf() else {
+        eprintln!("skipped: set ESP32C3_ELF to the built firmware (firmware/esp32c3: cargo build --release)");
+        return;
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .current_dir(&root)
+        .args(["build", "-q", "-p", "virtual-board"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+
+    let bytes = std::fs::read(&elf).expect("read the ELF");
+    let table = root.join("firmware/esp32c3/partitions.csv");
+    let image = harness::flasher::elf_to_image(&bytes, Some(&table)).expect("ELF -> image");
+    let info = harness::app_image::inspect(&image.app)
+        .expect("the rig's own parser accepts espflash's image");
+    assert_eq!(info.project, "meterrig");
+    assert_eq!(info.chip_id, 5);
+    assert_eq!(
+        image.segments.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        vec![0x0, 0x8000, 0x10000],
+        "bootloader, partition table, app"
+    );
+
+    let dir = std::env::temp_dir().join(format!("hil-c3-image-{}", std::process::id()));
+    let mut board =
+        VirtualBoard::start(&harness::board::default_board_bin(), &dir, None).expect("board");
+    let how = FlashHow {
+        partition_table: Some(table),
+        ..FlashHow::default()
+    };
+    let report = board.flash_with(&elf, &how).expect("flash the ELF");
+    assert!(report.bytes > 100_000, "{} bytes", report.bytes);
+    let reply = board
+        .console("status", std::time::Duration::from_secs(5))
+        .expect("the flashed firmware answers");
+    assert!(
+        reply.contains(&format!("\"firmware_version\":\"{}\"", info.version)),
+        "{reply}"
+    );
+    let log: Vec<String> = board
+        .console_capture()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        log.iter().any(|l| l.contains("Project name:     meterrig")),
+        "{log:?}"
+    );
+}
