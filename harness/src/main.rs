@@ -128,6 +128,9 @@ enum Command {
         /// Serial port (default: the one ESP32 found by USB id; a list to pick from when there are several).
         #[arg(long)]
         port: Option<PathBuf>,
+        /// Take the port and reset strategy from `fixtures/boards/NAME.toml`.
+        #[arg(long, value_name = "NAME", conflicts_with = "port")]
+        board: Option<String>,
         /// Baud rate for the transfer (the connection starts at 115200).
         #[arg(long, default_value_t = 921_600)]
         baud: u32,
@@ -170,9 +173,12 @@ enum Command {
         /// Partition table CSV for --from-elf.
         #[arg(long)]
         partition_table: Option<PathBuf>,
-        /// Fail when the app image is larger than this many KiB (--from-elf).
+        /// Size budget of the app image in KiB (--from-elf): reported, and with --enforce-budget a failure.
         #[arg(long)]
         budget_kib: Option<usize>,
+        /// Exit non-zero when the image is over --budget-kib.
+        #[arg(long, requires = "budget_kib")]
+        enforce_budget: bool,
         #[arg(long)]
         output: PathBuf,
         /// Project name in the app descriptor.
@@ -325,8 +331,9 @@ async fn run(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Flash {
             port,
+            board,
             baud,
-            before,
+            mut before,
             after,
             no_verify,
             no_stub,
@@ -336,9 +343,18 @@ async fn run(cli: Cli) -> Result<bool> {
         } => {
             use harness::flasher;
             let payload = flasher::load_payload(&image, partition_table.as_deref(), force)?;
-            let port = match port {
-                Some(p) => p,
-                None => flasher::detect_port(true)?,
+            let port = match (port, board) {
+                (Some(p), _) => p,
+                (None, Some(name)) => {
+                    let inv = harness::inventory::Inventory::load(&repo_root(), &name)?;
+                    before = match inv.reset {
+                        harness::inventory::ResetStrategy::UsbJtag => flasher::Before::UsbReset,
+                        harness::inventory::ResetStrategy::Classic => flasher::Before::DefaultReset,
+                        _ => flasher::Before::NoReset,
+                    };
+                    inv.resolve_port().map_err(anyhow::Error::msg)?
+                }
+                (None, None) => flasher::detect_port(true)?,
             };
             if flasher::is_pseudo_terminal(&port) && before != flasher::Before::NoReset {
                 eprintln!("note: {} is a pseudo-terminal (no DTR/RTS): assuming the board already waits in download mode", port.display());
@@ -379,6 +395,7 @@ async fn run(cli: Cli) -> Result<bool> {
             from_elf: Some(elf_path),
             partition_table,
             budget_kib,
+            enforce_budget,
             output,
             ..
         } => {
@@ -409,13 +426,17 @@ async fn run(cli: Cli) -> Result<bool> {
                 kib(iram)
             );
             if let Some(budget) = budget_kib {
-                if image.app.len() > budget * 1024 {
+                let over = image.app.len() as f64 / 1024.0 - budget as f64;
+                if over > 0.0 && enforce_budget {
                     bail!(
-                        "the app image ({:.1} KiB) is over the {budget} KiB budget",
+                        "the app image ({:.1} KiB) is {over:.1} KiB over the {budget} KiB budget",
                         kib(image.app.len() as u64)
                     );
+                } else if over > 0.0 {
+                    println!("OVER BUDGET: {over:.1} KiB more than the {budget} KiB budget");
+                } else {
+                    println!("within the {budget} KiB budget ({:.1} KiB left)", -over);
                 }
-                println!("within the {budget} KiB budget");
             }
             Ok(true)
         }

@@ -113,6 +113,25 @@ fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
     Ok(())
 }
 
+impl Drop for Rig {
+    /// With HIL_CONSOLE_DIR set, each scenario's console capture is kept there (CI uploads it).
+    fn drop(&mut self) {
+        let (Some(dir), Some(board)) = (std::env::var_os("HIL_CONSOLE_DIR"), self.board.as_ref())
+        else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let text: String = board
+            .console_capture()
+            .iter()
+            .map(|(t, l)| format!("[{:>10.3}] {l}\n", t.as_secs_f64()))
+            .collect();
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join(format!("{}.log", self.node)), text);
+        }
+    }
+}
+
 impl Rig {
     fn board(&mut self) -> Result<&mut (dyn Board + 'static)> {
         self.board

@@ -17,12 +17,26 @@ fn main() {
     );
     let hil = env!("CARGO_BIN_EXE_hil");
     let board = harness::board::default_board_bin();
+    let logs = std::env::temp_dir().join(format!("hil-console-{}", std::process::id()));
     let out = Command::new(hil)
         .args(["run", "--concurrency", "8", "--board-bin"])
         .arg(&board)
+        .env("HIL_CONSOLE_DIR", &logs)
         .current_dir(&root)
         .status()
         .expect("run hil");
+    // Every scenario left its board's console log (what CI uploads).
+    let kept = std::fs::read_dir(&logs).map(|d| d.count()).unwrap_or(0);
+    let banner = std::fs::read_dir(&logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("ESP-ROM:esp32c3")));
+    let _ = std::fs::remove_dir_all(&logs);
+    assert!(
+        kept >= 100 && banner,
+        "console logs kept: {kept}, boot banner seen: {banner}"
+    );
     if out.success() {
         println!("suite: 1 passed, 0 failed");
     } else {
