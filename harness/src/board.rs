@@ -41,6 +41,10 @@ pub trait Board: Send {
     fn console(&mut self, line: &str, timeout: Duration) -> Result<String, BoardError>;
     /// Everything the board printed on its UART, with the time since the rig started it.
     fn console_capture(&self) -> Vec<(Duration, String)>;
+    /// The captured console lines alone.
+    fn console_lines(&self) -> Vec<String> {
+        self.console_capture().into_iter().map(|(_, l)| l).collect()
+    }
     /// The reset button (no orderly MQTT disconnect); the board boots again from its flash.
     fn reset(&mut self) -> Result<(), BoardError>;
     /// Power off (a power loss).
@@ -65,11 +69,116 @@ pub trait Board: Send {
     fn http_base(&self) -> Option<String>;
 }
 
+/// A `virtual-board` process and its ready line, without the rig's console reader: for tools and tests that
+/// talk to the raw port (flashers, a serial board). Killed (a power loss) on drop.
+pub struct BoardProcess {
+    child: Option<Child>,
+    ready: Value,
+}
+
+impl BoardProcess {
+    /// Starts `bin --state-dir DIR ARGS...`; the board's log goes to `stderr`.
+    pub fn start(
+        bin: &Path,
+        state_dir: &Path,
+        args: &[&str],
+        stderr: Stdio,
+    ) -> Result<BoardProcess, BoardError> {
+        if !bin.exists() {
+            return Err(BoardError::BinaryMissing(bin.to_path_buf()));
+        }
+        let mut child = Command::new(bin)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| BoardError::Start("no stdout".into()))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let ready: Value = serde_json::from_str(&line).map_err(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(state_dir.join("board.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            BoardError::Start(format!("no ready line (got {line:?}); board log: {tail:?}"))
+        })?;
+        Ok(BoardProcess {
+            child: Some(child),
+            ready,
+        })
+    }
+
+    /// The ready line: `{"serial", "http", "gpio", "pid"}`.
+    pub fn ready(&self) -> &Value {
+        &self.ready
+    }
+
+    /// The UART's pseudo-terminal.
+    pub fn serial(&self) -> &str {
+        self.ready["serial"].as_str().unwrap_or_default()
+    }
+
+    /// `host:port` of the web interface.
+    pub fn http(&self) -> &str {
+        self.ready["http"].as_str().unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The version the running firmware reports on `GET /api/status` (waits up to `timeout` for the web server).
+    pub fn firmware_version(&self, timeout: Duration) -> Result<String, BoardError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok((200, body)) =
+                crate::world::http_request(self.http(), "GET", "/api/status", "")
+            {
+                let v: Value = serde_json::from_str(&body)
+                    .map_err(|e| BoardError::Start(format!("/api/status is not JSON: {e}")))?;
+                return Ok(v["firmware_version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string());
+            }
+            if Instant::now() > deadline {
+                return Err(BoardError::Start(format!(
+                    "no answer on http://{}/api/status within {timeout:?}",
+                    self.http()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal (`TERM` = the reset button, `KILL` = power loss) and waits for the process to end.
+    pub fn signal(&mut self, sig: &str) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for BoardProcess {
+    fn drop(&mut self) {
+        self.signal("KILL");
+    }
+}
+
 /// The `virtual-board` program on this machine.
 pub struct VirtualBoard {
     bin: PathBuf,
     state_dir: PathBuf,
-    child: Option<Child>,
+    process: Option<BoardProcess>,
     ready: Value,
     console_tx: Option<std::fs::File>,
     replies: Option<mpsc::Receiver<String>>,
@@ -95,7 +204,7 @@ impl VirtualBoard {
         let mut board = VirtualBoard {
             bin: bin.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
-            child: None,
+            process: None,
             ready: Value::Null,
             console_tx: None,
             replies: None,
@@ -110,43 +219,33 @@ impl VirtualBoard {
     /// Starts the board program; `download` holds BOOT at reset, so the ROM loader owns the port (the rig does not
     /// open it then: the flasher will).
     fn spawn(&mut self, seed: bool, download: bool) -> Result<(), BoardError> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--state-dir").arg(&self.state_dir);
+        let seed_file = self.state_dir.join("seed-config.json");
+        let mut args = Vec::new();
         if seed {
-            cmd.arg("--config")
-                .arg(self.state_dir.join("seed-config.json"));
+            args.extend(["--config", seed_file.to_str().unwrap_or_default()]);
         }
         if download {
-            cmd.arg("--download");
+            args.push("--download");
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.state_dir.join("board.log"))?;
-        let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| BoardError::Start("no stdout".into()))?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let ready: Value = serde_json::from_str(&line).map_err(|_| {
-            let log = std::fs::read_to_string(self.state_dir.join("board.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            BoardError::Start(format!("no ready line (got {line:?}); board log: {tail:?}"))
-        })?;
-        let serial = ready["serial"]
-            .as_str()
-            .ok_or_else(|| BoardError::Start("ready line without serial".into()))?;
+        let process = BoardProcess::start(&self.bin, &self.state_dir, &args, log.into())?;
+        let ready = process.ready().clone();
+        let serial = process.serial().to_string();
+        if serial.is_empty() {
+            return Err(BoardError::Start("ready line without serial".into()));
+        }
         if download {
-            self.child = Some(child);
+            self.process = Some(process);
             self.ready = ready;
             return Ok(());
         }
         let port = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(serial)?;
+            .open(&serial)?;
         let reader = port.try_clone()?;
         let (tx, rx) = mpsc::channel();
         let capture = self.capture.clone();
@@ -172,7 +271,7 @@ impl VirtualBoard {
                 }
             }
         });
-        self.child = Some(child);
+        self.process = Some(process);
         self.ready = ready;
         self.console_tx = Some(port);
         self.replies = Some(rx);
@@ -189,12 +288,8 @@ impl VirtualBoard {
     }
 
     fn signal(&mut self, sig: &str) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.signal(sig);
         }
         self.console_tx = None;
         self.replies = None;
@@ -254,7 +349,7 @@ impl Board for VirtualBoard {
     }
 
     fn power_on(&mut self) -> Result<(), BoardError> {
-        if self.child.is_some() {
+        if self.process.is_some() {
             return Ok(());
         }
         self.spawn(false, false)
@@ -321,7 +416,7 @@ impl VirtualBoard {
         };
         let result = match how.cut_power_after_blocks {
             Some(at) => {
-                let pid = self.child.as_ref().map_or(0, Child::id);
+                let pid = self.process.as_ref().map_or(0, BoardProcess::pid);
                 let mut cut = CutPower {
                     pid,
                     at,

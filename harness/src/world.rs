@@ -890,8 +890,17 @@ async fn migration_holds(w: &mut Rig) -> Result<()> {
 
 #[then("the Home Assistant discovery is consistent")]
 async fn ha_consistent(w: &mut Rig) -> Result<()> {
-    let tree = w.obs()?.tree();
-    let report = ha::check(&tree, "homeassistant");
+    // A cycle's publishes arrive one after another: the last state topics may still be on their way.
+    let deadline = std::time::Instant::now() + ctx().timeout;
+    let report = loop {
+        let report = ha::check(&w.obs()?.tree(), "homeassistant");
+        if (report.configs > 0 && report.problems.is_empty())
+            || std::time::Instant::now() > deadline
+        {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     if report.configs == 0 {
         bail!("no discovery configs were published under homeassistant/");
     }

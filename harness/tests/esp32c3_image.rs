@@ -5,6 +5,8 @@
 //! Needs the firmware built (`cargo build --release` in firmware/esp32c3); `.ci/run` builds it and sets
 //! ESP32C3_ELF, so there this test cannot pass by skipping.
 
+mod common;
+
 use std::path::PathBuf;
 
 use harness::board::{Board, FlashHow, VirtualBoard};
@@ -26,12 +28,7 @@ fn the_esp32c3_firmware_image_boots_in_the_virtual_board() {
         return;
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .current_dir(&root)
-        .args(["build", "-q", "-p", "virtual-board"])
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
+    let bin = common::board_bin();
 
     let bytes = std::fs::read(&elf).expect("read the ELF");
     let table = root.join("firmware/esp32c3/partitions.csv");
@@ -47,8 +44,7 @@ fn the_esp32c3_firmware_image_boots_in_the_virtual_board() {
     );
 
     let dir = std::env::temp_dir().join(format!("hil-c3-image-{}", std::process::id()));
-    let mut board =
-        VirtualBoard::start(&harness::board::default_board_bin(), &dir, None).expect("board");
+    let mut board = VirtualBoard::start(&bin, &dir, None).expect("board");
     let how = FlashHow {
         partition_table: Some(table),
         ..FlashHow::default()
@@ -62,11 +58,7 @@ fn the_esp32c3_firmware_image_boots_in_the_virtual_board() {
         reply.contains(&format!("\"firmware_version\":\"{}\"", info.version)),
         "{reply}"
     );
-    let log: Vec<String> = board
-        .console_capture()
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect();
+    let log = board.console_lines();
     assert!(
         log.iter().any(|l| l.contains("Project name:     meterrig")),
         "{log:?}"

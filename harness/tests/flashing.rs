@@ -1,81 +1,27 @@
 //! `hil image` + `hil flash` as a user runs them against a virtual board in download mode, and every refusal.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{board_bin, text};
+use harness::board::BoardProcess;
 
 fn hil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hil"))
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn start(bin: &Path, dir: &Path, download: bool) -> BoardProcess {
+    let args: &[&str] = if download { &["--download"] } else { &[] };
+    BoardProcess::start(bin, dir, args, Stdio::null()).expect("virtual board")
 }
 
-/// A virtual board process; killed (power loss) on drop.
-struct Running {
-    child: Child,
-    ready: serde_json::Value,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn board_bin() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .current_dir(&root)
-        .args(["build", "-q", "-p", "virtual-board"])
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    harness::board::default_board_bin()
-}
-
-fn start(bin: &Path, dir: &Path, download: bool) -> Running {
-    let mut cmd = Command::new(bin);
-    cmd.arg("--state-dir").arg(dir);
-    if download {
-        cmd.arg("--download");
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn virtual-board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready = serde_json::from_str(&line).expect("ready line");
-    Running { child, ready }
-}
-
-fn status_version(board: &Running) -> String {
-    let addr = board.ready["http"].as_str().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if let Ok((200, body)) = harness::world::http_request(addr, "GET", "/api/status", "") {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            return v["firmware_version"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the board never served /api/status"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+fn status_version(board: &BoardProcess) -> String {
+    board
+        .firmware_version(Duration::from_secs(5))
+        .expect("firmware version")
 }
 
 fn image(dir: &Path, version: &str, extra: &[&str]) -> PathBuf {
@@ -99,7 +45,7 @@ fn hil_flash_writes_an_image_the_board_then_boots() {
     let app = image(&dir, "v17.0.9-cli", &["--size", "200000"]);
 
     let board = start(&bin, &dir.join("board"), true);
-    let port = board.ready["serial"].as_str().unwrap().to_string();
+    let port = board.serial().to_string();
     let out = hil()
         .args(["flash", "--port", &port, "--before", "no-reset"])
         .arg(&app)
@@ -119,7 +65,7 @@ fn hil_flash_writes_an_image_the_board_then_boots() {
 
     // The ROM loader alone (no stub), left in the loader.
     let board = start(&bin, &dir.join("board"), true);
-    let port = board.ready["serial"].as_str().unwrap().to_string();
+    let port = board.serial().to_string();
     let app2 = image(&dir, "v17.1.0-rom", &[]);
     let out = hil()
         .args([
@@ -200,7 +146,7 @@ fn flash_refusals_say_what_to_do() {
 
     // A port another program holds open is busy, and the holder is named.
     let board = start(&bin, &dir.join("board"), true);
-    let port = board.ready["serial"].as_str().unwrap().to_string();
+    let port = board.serial().to_string();
     let holder = Command::new("sleep")
         .arg("30")
         .stdin(std::fs::File::open(&port).unwrap())
@@ -219,7 +165,7 @@ fn flash_refusals_say_what_to_do() {
     // No loader answers on a board that runs its app: no sync, with the fix.
     drop(board);
     let board = start(&bin, &dir.join("board2"), false);
-    let port = board.ready["serial"].as_str().unwrap().to_string();
+    let port = board.serial().to_string();
     let out = hil()
         .args(["flash", "--port", &port, "--before", "no-reset"])
         .arg(&good)

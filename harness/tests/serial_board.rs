@@ -2,14 +2,15 @@
 //! errors a runner sees), and against a virtual board, which is a real device on a PTY (console, flashing through
 //! its ROM loader after `download`, the new version booting).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use harness::board::{Board, BoardError};
+use harness::board::{Board, BoardError, BoardProcess};
 use harness::inventory::Inventory;
 use harness::serial_board::SerialBoard;
 
@@ -85,11 +86,7 @@ fn console_capture_and_reset_strategies_on_a_scripted_device() {
     }
     assert_eq!(got, ["status", "frobnicate", "reboot"]);
     std::thread::sleep(Duration::from_millis(100));
-    let log: Vec<String> = board
-        .console_capture()
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect();
+    let log = board.console_lines();
     assert!(
         log.iter().any(|l| l.starts_with("ESP-ROM:esp32c3")),
         "{log:?}"
@@ -123,27 +120,10 @@ fn the_pin_map_and_missing_ports_are_reported() {
 
 #[test]
 fn a_virtual_board_driven_as_a_serial_board_is_flashed_and_boots_the_new_version() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .current_dir(&root)
-        .args(["build", "-q", "-p", "virtual-board"])
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
     let dir = std::env::temp_dir().join(format!("hil-serial-vb-{}", std::process::id()));
-    let mut child = Command::new(harness::board::default_board_bin())
-        .arg("--state-dir")
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("virtual board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let port = ready["serial"].as_str().unwrap().to_string();
+    let process =
+        BoardProcess::start(&common::board_bin(), &dir, &[], Stdio::null()).expect("virtual board");
+    let port = process.serial().to_string();
 
     let mut board = SerialBoard::open(inventory(&port, "console", "")).expect("open");
     let reply = board
@@ -170,7 +150,6 @@ fn a_virtual_board_driven_as_a_serial_board_is_flashed_and_boots_the_new_version
         assert!(std::time::Instant::now() < deadline, "last reply {reply:?}");
     }
     drop(board);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(process);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -137,6 +137,18 @@ pub enum Level {
     Debug,
 }
 
+impl Level {
+    /// The letter an ESP-IDF log line starts with (`E (123) tag: ...`).
+    pub fn letter(self) -> char {
+        match self {
+            Level::Error => 'E',
+            Level::Warn => 'W',
+            Level::Info => 'I',
+            Level::Debug => 'D',
+        }
+    }
+}
+
 /// Outputs of the device, for the board to carry out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

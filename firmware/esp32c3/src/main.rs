@@ -24,7 +24,7 @@ use embassy_time::{Duration, Instant, Timer};
 use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::timer::timg::TimerGroup;
-use meter_core::engine::{Action, BoardInfo, BoardStatus, Boot, Engine, Event, Level};
+use meter_core::engine::{Action, BoardInfo, BoardStatus, Boot, Engine, Event};
 
 esp_bootloader_esp_idf::esp_app_desc!(
     concat!("v", env!("CARGO_PKG_VERSION")),
@@ -204,12 +204,7 @@ impl Shell<'_, '_> {
                     );
                 }
                 Action::Log { level, message } => {
-                    let letter = match level {
-                        Level::Error => 'E',
-                        Level::Warn => 'W',
-                        Level::Info => 'I',
-                        Level::Debug => 'D',
-                    };
+                    let letter = level.letter();
                     console::line(&format!("{letter} ({now}) meter: {message}"));
                 }
             }

@@ -3,10 +3,11 @@
 //!
 //! `cargo bench -p virtual-board --bench flash`
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::time::Instant;
 
+use harness::board::BoardProcess;
 use harness::flasher::{self, After, Before, FlashOptions, Payload, Quiet};
 
 const SIZE: usize = 1024 * 1024;
@@ -15,23 +16,20 @@ const BAUD: u32 = 921_600;
 fn flash_once(uart_baud: Option<u32>, stub: bool, payload: &Payload) -> f64 {
     let dir = std::env::temp_dir().join(format!("vb-bench-flash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtual-board"));
-    cmd.arg("--state-dir").arg(&dir).arg("--download");
-    if let Some(b) = uart_baud {
-        cmd.arg("--uart-baud").arg(b.to_string());
+    let baud = uart_baud.map(|b| b.to_string());
+    let mut args = vec!["--download"];
+    if let Some(b) = &baud {
+        args.extend(["--uart-baud", b.as_str()]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn virtual-board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ready");
-    let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
+    let board = BoardProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_virtual-board")),
+        &dir,
+        &args,
+        Stdio::null(),
+    )
+    .expect("virtual board");
     let opts = FlashOptions {
-        port: ready["serial"].as_str().expect("serial").into(),
+        port: board.serial().into(),
         baud: BAUD,
         before: Before::NoReset,
         after: After::NoReset,
@@ -41,8 +39,7 @@ fn flash_once(uart_baud: Option<u32>, stub: bool, payload: &Payload) -> f64 {
     let started = Instant::now();
     flasher::flash(&opts, payload, &mut Quiet).expect("flash");
     let secs = started.elapsed().as_secs_f64();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(board);
     let _ = std::fs::remove_dir_all(&dir);
     secs
 }

@@ -120,12 +120,7 @@ impl Board {
     }
 
     fn log(&self, level: Level, message: &str) {
-        let letter = match level {
-            Level::Error => 'E',
-            Level::Warn => 'W',
-            Level::Info => 'I',
-            Level::Debug => 'D',
-        };
+        let letter = level.letter();
         let line = format!(
             "{letter} ({}) meter: {message}",
             self.booted_at.elapsed().as_millis()

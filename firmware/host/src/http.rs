@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use meter_core::{HttpRequest, HttpResponse};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use net_proto::http;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,29 +36,9 @@ pub async fn serve(requests: mpsc::Sender<Exchange>) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-fn status_text(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
-}
-
 async fn respond(stream: &mut tokio::net::TcpStream, resp: &HttpResponse) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        resp.status,
-        status_text(resp.status),
-        resp.content_type,
-        resp.body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(resp.body.as_bytes()).await?;
+    let bytes = http::response(resp.status, resp.content_type, resp.body.as_bytes());
+    stream.write_all(&bytes).await?;
     stream.shutdown().await
 }
 
@@ -73,54 +54,31 @@ async fn connection(
     mut stream: tokio::net::TcpStream,
     requests: mpsc::Sender<Exchange>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(&mut stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).await?;
-    let mut parts = request_line.split_whitespace();
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        drop(reader);
-        return respond(&mut stream, &error(400, "malformed request line")).await;
+    // The same request parser as the ESP32-C3 port.
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let parsed = loop {
+        match http::parse(&received, MAX_HEAD, MAX_BODY) {
+            Ok(None) => {}
+            other => break other,
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        received.extend_from_slice(&chunk[..n]);
     };
-    let (method, target) = (method.to_string(), target.to_string());
-    let mut length = 0usize;
-    let mut head_size = request_line.len();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).await? == 0 {
-            break;
-        }
-        head_size += header.len();
-        if head_size > MAX_HEAD {
-            drop(reader);
-            return respond(&mut stream, &error(431, "headers too large")).await;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(usize::MAX);
-            }
-        }
-    }
-    if length > MAX_BODY {
-        drop(reader);
-        return respond(&mut stream, &error(413, "body larger than 64 KiB")).await;
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).await?;
-    drop(reader);
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.clone(), String::new()),
+    let req = match parsed {
+        Ok(Some(req)) => req,
+        Ok(None) => return Ok(()),
+        Err(e) => return respond(&mut stream, &error(e.status(), &e.to_string())).await,
     };
     let (tx, rx) = oneshot::channel();
     let request = HttpRequest {
-        method,
-        path,
-        query,
-        body,
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        body: req.body,
     };
     if requests
         .send(Exchange { request, reply: tx })

@@ -2,39 +2,21 @@
 //! default) and with `--no-stub`, then reads the flash back. `.ci/run` installs esptool with pip and sets
 //! REQUIRE_ESPTOOL=1, so there this test cannot pass by skipping.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-struct Running {
-    child: Child,
-    ready: serde_json::Value,
-}
+use harness::board::BoardProcess;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, download: bool) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtual-board"));
-    cmd.arg("--state-dir").arg(dir);
-    if download {
-        cmd.arg("--download");
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn virtual-board");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ready line");
-    let ready = serde_json::from_str(&line).expect("ready line is JSON");
-    Running { child, ready }
+fn start(dir: &Path, download: bool) -> BoardProcess {
+    let args: &[&str] = if download { &["--download"] } else { &[] };
+    BoardProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_virtual-board")),
+        dir,
+        args,
+        Stdio::null(),
+    )
+    .expect("virtual board")
 }
 
 /// `esptool` on PATH, else `python3 -m esptool`; None when neither works.
@@ -50,22 +32,6 @@ fn esptool() -> Option<Vec<String>> {
         }
     }
     None
-}
-
-fn firmware_version(board: &Running) -> String {
-    let addr = board.ready["http"].as_str().expect("http");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if let Ok((200, body)) = harness::world::http_request(addr, "GET", "/api/status", "") {
-            let v: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
-            return v["firmware_version"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-        }
-        assert!(std::time::Instant::now() < deadline, "no /api/status");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -93,7 +59,7 @@ fn esptool_writes_images_the_board_boots() {
         std::fs::write(&path, &image).expect("write image");
 
         let board = start(&state, true);
-        let port = board.ready["serial"].as_str().expect("serial").to_string();
+        let port = board.serial().to_string();
         let out = Command::new(&tool[0])
             .args(&tool[1..])
             .args([
@@ -136,7 +102,12 @@ fn esptool_writes_images_the_board_boots() {
 
         // Reset without BOOT held: the bootloader checks the image and the app reports its version.
         let booted = start(&state, false);
-        assert_eq!(firmware_version(&booted), version);
+        assert_eq!(
+            booted
+                .firmware_version(Duration::from_secs(5))
+                .expect("version"),
+            version
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,6 +25,16 @@ pub enum RequestError {
     BodyTooLarge(usize),
 }
 
+impl core::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RequestError::Malformed(what) => write!(f, "malformed request: {what}"),
+            RequestError::HeadersTooLarge => write!(f, "headers too large"),
+            RequestError::BodyTooLarge(n) => write!(f, "a body of {n} bytes is too large"),
+        }
+    }
+}
+
 impl RequestError {
     pub fn status(self) -> u16 {
         match self {
@@ -99,10 +109,10 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A complete response; the connection closes after it.
+/// A complete response; the connection closes after it. Nothing is cached: pages show the device's live state.
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         reason(status),
         body.len()
     )
@@ -145,6 +155,8 @@ mod tests {
         );
         let r = response(404, "application/json", b"{}");
         assert!(r.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
-        assert!(r.ends_with(b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"));
+        assert!(r.ends_with(
+            b"Content-Length: 2\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{}"
+        ));
     }
 }
