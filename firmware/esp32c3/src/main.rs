@@ -81,6 +81,7 @@ async fn main(spawner: Spawner) {
         gpio10: peripherals.GPIO10,
         gpio20: peripherals.GPIO20,
         gpio21: peripherals.GPIO21,
+        ledc: peripherals.LEDC,
     });
     let tsens = esp_hal::tsens::TemperatureSensor::new(peripherals.TSENS, Default::default()).ok();
 
@@ -153,12 +154,12 @@ fn board_status(tsens: Option<&esp_hal::tsens::TemperatureSensor<'_>>) -> BoardS
 }
 
 /// Carries out the engine's actions on the chip's parts.
-struct Shell<'a, 'p> {
+struct Shell<'a> {
     store: storage::Store,
-    pins: &'a mut pins::Pins<'p>,
+    pins: &'a mut pins::Pins,
 }
 
-impl Shell<'_, '_> {
+impl Shell<'_> {
     async fn apply(&mut self, engine: &mut Engine, actions: alloc::vec::Vec<Action>, now: u64) {
         let mut queue: alloc::collections::VecDeque<Action> = actions.into();
         while let Some(action) = queue.pop_front() {
@@ -177,7 +178,13 @@ impl Shell<'_, '_> {
                 Action::MqttConnect(settings) => mqtt::send(mqtt::Command::Connect(settings)),
                 Action::MqttDisconnect => mqtt::send(mqtt::Command::Disconnect),
                 Action::ConfigurePin { pin, mode } => {
-                    if let Err(e) = self.pins.configure(pin, mode) {
+                    let pwm_hz = engine
+                        .config()
+                        .gpio
+                        .iter()
+                        .find(|p| p.number == pin)
+                        .map_or(5000, |p| p.pwm_frequency);
+                    if let Err(e) = self.pins.configure(pin, mode, pwm_hz) {
                         console::line(&format!("E ({now}) meter: GPIO{pin}: {e}"));
                     }
                 }

@@ -33,6 +33,31 @@ pub enum Command {
 
 static COMMANDS: Channel<CriticalSectionRawMutex, Command, 48> = Channel::new();
 const MAX_PACKET: usize = 16 * 1024;
+/// QoS 1 publishes kept until the broker acknowledges them (the oldest is dropped beyond this).
+const MAX_INFLIGHT: usize = 64;
+
+/// Unacknowledged QoS 1 publishes: resent (DUP) after a reconnect, as the persistent session expects.
+struct Inflight {
+    packets: alloc::collections::VecDeque<(u16, Vec<u8>)>,
+    next_id: u16,
+}
+
+impl Inflight {
+    fn push(&mut self, topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let packet = mqtt::publish(topic, payload, 1, retain, self.next_id);
+        if self.packets.len() >= MAX_INFLIGHT {
+            self.packets.pop_front();
+            console::line("W (0) mqtt: too many unacknowledged messages, the oldest is dropped");
+        }
+        self.packets.push_back((self.next_id, packet.clone()));
+        packet
+    }
+
+    fn acked(&mut self, id: u16) {
+        self.packets.retain(|(i, _)| *i != id);
+    }
+}
 
 /// Queues a command; publishes are dropped (and said so) when the queue is full, never blocking the engine.
 pub fn send(cmd: Command) {
@@ -49,6 +74,10 @@ pub fn start(spawner: &Spawner, stack: Stack<'static>) {
 async fn client(stack: Stack<'static>) {
     let mut settings: Option<MqttSettings> = None;
     let mut backoff = Duration::from_millis(100);
+    let mut inflight = Inflight {
+        packets: alloc::collections::VecDeque::new(),
+        next_id: 0,
+    };
     let mut rx = alloc::vec![0u8; 4096];
     let mut tx = alloc::vec![0u8; 4096];
     loop {
@@ -66,7 +95,7 @@ async fn client(stack: Stack<'static>) {
             settings = None;
             continue;
         }
-        match session(stack, &s, &mut rx, &mut tx).await {
+        match session(stack, &s, &mut rx, &mut tx, &mut inflight).await {
             Ended::NewSettings(next) => {
                 settings = next;
                 backoff = Duration::from_millis(100);
@@ -89,7 +118,13 @@ enum Ended {
     Lost(String),
 }
 
-async fn session(stack: Stack<'static>, s: &MqttSettings, rx: &mut [u8], tx: &mut [u8]) -> Ended {
+async fn session(
+    stack: Stack<'static>,
+    s: &MqttSettings,
+    rx: &mut [u8],
+    tx: &mut [u8],
+    inflight: &mut Inflight,
+) -> Ended {
     let addr = match stack
         .dns_query(&s.host, embassy_net::dns::DnsQueryType::A)
         .await
@@ -125,7 +160,7 @@ async fn session(stack: Stack<'static>, s: &MqttSettings, rx: &mut [u8], tx: &mu
     }
     let mut decoder = Decoder::new(MAX_PACKET);
     let mut buf = [0u8; 1024];
-    let mut next_id: u16 = 1;
+    let mut subscription_id: u16 = 0;
     let mut connected = false;
     let ping_every = Duration::from_secs(u64::from(s.keepalive_s.max(5)) / 2);
     loop {
@@ -150,8 +185,14 @@ async fn session(stack: Stack<'static>, s: &MqttSettings, rx: &mut [u8], tx: &mu
                                 "I (0) mqtt: connected to {}:{}",
                                 s.host, s.port
                             ));
+                            for (_, packet) in &inflight.packets {
+                                if writer.write_all(&mqtt::with_dup(packet)).await.is_err() {
+                                    return Ended::Lost("connection lost while resending".into());
+                                }
+                            }
                             crate::EVENTS.send(Event::MqttConnected).await;
                         }
+                        Ok(Some(Packet::PubAck(id))) => inflight.acked(id),
                         Ok(Some(Packet::ConnAck { code, .. })) => {
                             return Ended::Lost(format!(
                                 "broker refused the connection (CONNACK {code})"
@@ -184,18 +225,23 @@ async fn session(stack: Stack<'static>, s: &MqttSettings, rx: &mut [u8], tx: &mu
                         let _ = writer.write_all(&mqtt::disconnect()).await;
                         return Ended::NewSettings(None);
                     }
-                    Command::Publish { .. } | Command::Subscribe(_) if !connected => continue,
                     Command::Publish {
                         topic,
                         payload,
                         retain,
                     } => {
-                        next_id = next_id.wrapping_add(1).max(1);
-                        mqtt::publish(&topic, &payload, 1, retain, next_id)
+                        // Kept until acknowledged; sent now if connected, else after CONNACK.
+                        let packet = inflight.push(&topic, &payload, retain);
+                        if !connected {
+                            continue;
+                        }
+                        packet
                     }
+                    // The engine subscribes again on every MqttConnected.
+                    Command::Subscribe(_) if !connected => continue,
                     Command::Subscribe(filter) => {
-                        next_id = next_id.wrapping_add(1).max(1);
-                        mqtt::subscribe(next_id, &filter, 1)
+                        subscription_id = subscription_id.wrapping_add(1).max(1);
+                        mqtt::subscribe(subscription_id, &filter, 1)
                     }
                 };
                 if writer.write_all(&bytes).await.is_err() {

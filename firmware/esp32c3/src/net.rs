@@ -6,6 +6,7 @@ use alloc::string::String;
 use core::sync::atomic::{AtomicI32, Ordering};
 
 use embassy_executor::Spawner;
+use embassy_futures::select::{select, Either};
 use embassy_net::{Runner, Stack, StackResources};
 use embassy_time::{Duration, Timer};
 use esp_hal::peripherals::WIFI;
@@ -18,6 +19,7 @@ use crate::console;
 /// The last RSSI (dBm) seen while associated; 0 when not associated.
 pub static RSSI: AtomicI32 = AtomicI32::new(0);
 const DHCP_WAIT: Duration = Duration::from_secs(15);
+const RSSI_EVERY: Duration = Duration::from_secs(10);
 
 /// `network.wlan` of the stored config.
 pub struct Credentials {
@@ -138,8 +140,15 @@ async fn connection(mut controller: WifiController<'static>, creds: Credentials)
         match controller.connect_async().await {
             Ok(_) => {
                 console::line(&format!("I (0) wifi: connected to '{}'", creds.ssid));
-                RSSI.store(controller.rssi().unwrap_or(0), Ordering::Relaxed);
-                let _ = controller.wait_for_disconnect_async().await;
+                // The RSSI the status topics report, refreshed while associated.
+                loop {
+                    RSSI.store(controller.rssi().unwrap_or(0), Ordering::Relaxed);
+                    let gone = controller.wait_for_disconnect_async();
+                    match select(gone, Timer::after(RSSI_EVERY)).await {
+                        Either::First(_) => break,
+                        Either::Second(()) => {}
+                    }
+                }
                 RSSI.store(0, Ordering::Relaxed);
                 console::line("W (0) wifi: disconnected");
             }

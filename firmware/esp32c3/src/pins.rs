@@ -1,49 +1,86 @@
 //! The GPIOs the config may use, behind one `Flex` each so the engine can make any of them an input or an output at
-//! run time. ESP32-C3: GPIO 0-7, 10, 20, 21 (8/9 are strapping pins, 11-17 the flash, 18/19 USB).
-//! PWM (LEDC) is not wired up yet: an `output-pwm` pin is driven high for a duty above zero, low otherwise.
+//! run time, and LEDC PWM for `output-pwm` and PWM flashlights. ESP32-C3: GPIO 0-7, 10, 20, 21 (8/9 are strapping
+//! pins, 11-17 the flash, 18/19 USB). A pin becomes PWM once per boot (LEDC keeps it): changing its mode or
+//! frequency takes effect after a reboot.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use esp_hal::gpio::{Flex, InputConfig, Level, OutputConfig, Pull};
+use esp_hal::gpio::{DriveMode, Flex, InputConfig, Level, OutputConfig, Pull};
+use esp_hal::ledc::channel::{self, ChannelHW, ChannelIFace};
+use esp_hal::ledc::timer::{self, TimerIFace};
+use esp_hal::ledc::{LSGlobalClkSource, Ledc, LowSpeed};
 use esp_hal::peripherals::{
-    GPIO0, GPIO1, GPIO10, GPIO2, GPIO20, GPIO21, GPIO3, GPIO4, GPIO5, GPIO6, GPIO7,
+    GPIO0, GPIO1, GPIO10, GPIO2, GPIO20, GPIO21, GPIO3, GPIO4, GPIO5, GPIO6, GPIO7, LEDC,
 };
-use meter_core::gpio::PinMode;
+use esp_hal::time::Rate;
+use meter_core::gpio::{pwm_max_duty, pwm_resolution_bits, PinMode};
 
 /// The pins handed over at boot.
-pub struct Bank<'d> {
-    pub gpio0: GPIO0<'d>,
-    pub gpio1: GPIO1<'d>,
-    pub gpio2: GPIO2<'d>,
-    pub gpio3: GPIO3<'d>,
-    pub gpio4: GPIO4<'d>,
-    pub gpio5: GPIO5<'d>,
-    pub gpio6: GPIO6<'d>,
-    pub gpio7: GPIO7<'d>,
-    pub gpio10: GPIO10<'d>,
-    pub gpio20: GPIO20<'d>,
-    pub gpio21: GPIO21<'d>,
+pub struct Bank {
+    pub gpio0: GPIO0<'static>,
+    pub gpio1: GPIO1<'static>,
+    pub gpio2: GPIO2<'static>,
+    pub gpio3: GPIO3<'static>,
+    pub gpio4: GPIO4<'static>,
+    pub gpio5: GPIO5<'static>,
+    pub gpio6: GPIO6<'static>,
+    pub gpio7: GPIO7<'static>,
+    pub gpio10: GPIO10<'static>,
+    pub gpio20: GPIO20<'static>,
+    pub gpio21: GPIO21<'static>,
+    pub ledc: LEDC<'static>,
 }
 
-struct Slot<'d> {
+enum Drive {
+    Gpio(Flex<'static>),
+    Pwm {
+        channel: channel::Channel<'static, LowSpeed>,
+        max_duty: u32,
+    },
+    /// Only while a pin moves into the LEDC.
+    Moving,
+}
+
+struct Slot {
     number: u8,
-    flex: Flex<'d>,
+    drive: Drive,
     input: bool,
     last: Option<bool>,
 }
 
-pub struct Pins<'d> {
-    slots: Vec<Slot<'d>>,
+pub struct Pins {
+    slots: Vec<Slot>,
+    ledc: &'static Ledc<'static>,
+    timers_used: u8,
+    channels_used: u8,
 }
 
-impl<'d> Pins<'d> {
-    pub fn new(b: Bank<'d>) -> Pins<'d> {
+const TIMERS: [timer::Number; 4] = [
+    timer::Number::Timer0,
+    timer::Number::Timer1,
+    timer::Number::Timer2,
+    timer::Number::Timer3,
+];
+const CHANNELS: [channel::Number; 6] = [
+    channel::Number::Channel0,
+    channel::Number::Channel1,
+    channel::Number::Channel2,
+    channel::Number::Channel3,
+    channel::Number::Channel4,
+    channel::Number::Channel5,
+];
+
+impl Pins {
+    pub fn new(b: Bank) -> Pins {
         let slot = |number, flex| Slot {
             number,
-            flex,
+            drive: Drive::Gpio(flex),
             input: false,
             last: None,
         };
+        let mut ledc = Ledc::new(b.ledc);
+        ledc.set_global_slow_clock(LSGlobalClkSource::APBClk);
         Pins {
             slots: alloc::vec![
                 slot(0, Flex::new(b.gpio0)),
@@ -58,41 +95,100 @@ impl<'d> Pins<'d> {
                 slot(20, Flex::new(b.gpio20)),
                 slot(21, Flex::new(b.gpio21)),
             ],
+            // Timers and channels live as long as the firmware: PWM pins never go back to plain GPIO.
+            ledc: Box::leak(Box::new(ledc)),
+            timers_used: 0,
+            channels_used: 0,
         }
     }
 
-    fn slot(&mut self, pin: u8) -> Option<&mut Slot<'d>> {
-        self.slots.iter_mut().find(|s| s.number == pin)
-    }
-
-    pub fn configure(&mut self, pin: u8, mode: PinMode) -> Result<(), &'static str> {
+    /// Sets a pin up for `mode`; `pwm_hz` is the configured PWM frequency of PWM modes.
+    pub fn configure(&mut self, pin: u8, mode: PinMode, pwm_hz: u32) -> Result<(), &'static str> {
+        let ledc = self.ledc;
+        let next_timer = self.timers_used;
+        let next_channel = self.channels_used;
         let slot = self
-            .slot(pin)
+            .slots
+            .iter_mut()
+            .find(|s| s.number == pin)
             .ok_or("not usable on the ESP32-C3 (use GPIO 0-7, 10, 20 or 21)")?;
         slot.input = mode.is_input();
         slot.last = None;
+        if let Drive::Pwm { .. } = slot.drive {
+            return if mode.is_pwm() {
+                Ok(())
+            } else {
+                Err("is a PWM pin until the next reboot")
+            };
+        }
+        if mode.is_pwm() {
+            let (Some(&timer_number), Some(&channel_number)) = (
+                TIMERS.get(usize::from(next_timer)),
+                CHANNELS.get(usize::from(next_channel)),
+            ) else {
+                return Err("no LEDC timer or channel left for another PWM pin");
+            };
+            let duty = timer::config::Duty::try_from(pwm_resolution_bits(pwm_hz))
+                .map_err(|_| "PWM frequency out of range")?;
+            let timer: &'static mut timer::Timer<'static, LowSpeed> =
+                Box::leak(Box::new(ledc.timer::<LowSpeed>(timer_number)));
+            timer
+                .configure(timer::config::Config {
+                    duty,
+                    clock_source: timer::LSClockSource::APBClk,
+                    frequency: Rate::from_hz(pwm_hz),
+                })
+                .map_err(|_| "LEDC timer refused the frequency")?;
+            let Drive::Gpio(flex) = core::mem::replace(&mut slot.drive, Drive::Moving) else {
+                return Err("pin is busy");
+            };
+            let mut channel = ledc.channel(channel_number, flex);
+            channel
+                .configure(channel::config::Config {
+                    timer: &*timer,
+                    duty_pct: 0,
+                    drive_mode: DriveMode::PushPull,
+                })
+                .map_err(|_| "LEDC channel refused the configuration")?;
+            slot.drive = Drive::Pwm {
+                channel,
+                max_duty: pwm_max_duty(pwm_hz),
+            };
+            self.timers_used += 1;
+            self.channels_used += 1;
+            return Ok(());
+        }
+        let Drive::Gpio(flex) = &mut slot.drive else {
+            return Err("pin is busy");
+        };
         if slot.input {
             let pull = match mode {
                 PinMode::InputPullup => Pull::Up,
                 PinMode::InputPulldown => Pull::Down,
                 _ => Pull::None,
             };
-            slot.flex.set_output_enable(false);
-            slot.flex
-                .apply_input_config(&InputConfig::default().with_pull(pull));
-            slot.flex.set_input_enable(true);
+            flex.set_output_enable(false);
+            flex.apply_input_config(&InputConfig::default().with_pull(pull));
+            flex.set_input_enable(true);
         } else {
-            slot.flex.apply_output_config(&OutputConfig::default());
-            slot.flex.set_level(Level::from(mode.idle_level()));
-            slot.flex.set_output_enable(true);
+            flex.apply_output_config(&OutputConfig::default());
+            flex.set_level(Level::from(mode.idle_level()));
+            flex.set_output_enable(true);
         }
         Ok(())
     }
 
     pub fn set(&mut self, pin: u8, level: bool, duty: Option<u32>) {
-        if let Some(slot) = self.slot(pin) {
-            let high = duty.map_or(level, |d| d > 0);
-            slot.flex.set_level(Level::from(high));
+        let Some(slot) = self.slots.iter_mut().find(|s| s.number == pin) else {
+            return;
+        };
+        match &mut slot.drive {
+            Drive::Gpio(flex) => flex.set_level(Level::from(level)),
+            Drive::Pwm { channel, max_duty } => {
+                let duty = duty.unwrap_or(if level { *max_duty } else { 0 });
+                channel.set_duty_hw(duty.min(*max_duty));
+            }
+            Drive::Moving => {}
         }
     }
 
@@ -100,7 +196,10 @@ impl<'d> Pins<'d> {
     pub fn poll_inputs(&mut self) -> Vec<(u8, bool)> {
         let mut changed = Vec::new();
         for slot in self.slots.iter_mut().filter(|s| s.input) {
-            let level = slot.flex.is_high();
+            let Drive::Gpio(flex) = &slot.drive else {
+                continue;
+            };
+            let level = flex.is_high();
             if slot.last != Some(level) {
                 slot.last = Some(level);
                 changed.push((slot.number, level));

@@ -145,6 +145,17 @@ pub fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool, packet_id: u1
     frame(0x30 | ((qos & 3) << 1) | u8::from(retain), body)
 }
 
+/// A PUBLISH sent again after a reconnect: the same packet with the DUP flag.
+pub fn with_dup(packet: &[u8]) -> Vec<u8> {
+    let mut again = packet.to_vec();
+    if let Some(first) = again.first_mut() {
+        if *first >> 4 == 3 {
+            *first |= 0x08;
+        }
+    }
+    again
+}
+
 pub fn subscribe(packet_id: u16, filter: &str, qos: u8) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&packet_id.to_be_bytes());
@@ -333,6 +344,29 @@ mod tests {
             }
         );
         assert_eq!(got[3], Packet::PingResp);
+    }
+
+    #[test]
+    fn a_resent_publish_carries_dup_and_nothing_else_changes() {
+        let first = publish("t", b"x", 1, true, 5);
+        let again = with_dup(&first);
+        assert_eq!(again[0], first[0] | 0x08);
+        assert_eq!(again[1..], first[1..]);
+        let mut d = Decoder::new(64);
+        d.feed(&again);
+        assert!(matches!(
+            d.next(),
+            Ok(Some(Packet::Publish(Publish {
+                dup: true,
+                packet_id: Some(5),
+                ..
+            })))
+        ));
+        assert_eq!(
+            with_dup(&pingreq()),
+            pingreq(),
+            "only PUBLISH has a DUP flag"
+        );
     }
 
     #[test]
