@@ -182,3 +182,47 @@ fn flash_refusals_say_what_to_do() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn hil_monitor_timestamps_lines_forwards_typing_and_ends_with_the_port() {
+    use std::io::{BufRead, BufReader, Write};
+    let bin = board_bin();
+    let dir = std::env::temp_dir().join(format!("hil-monitor-{}", std::process::id()));
+    let board = start(&bin, &dir, false);
+    let mut monitor = hil()
+        .args(["monitor", "--port", board.serial()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hil monitor");
+    let mut typed = monitor.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(monitor.stdout.take().expect("stdout")).lines();
+    std::thread::sleep(Duration::from_millis(200));
+    typed.write_all(b"status\n").expect("type");
+    let reply = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("] ok {"))
+        .expect("the console's reply, timestamped");
+    let stamp = reply
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap_or_default();
+    assert!(
+        stamp.trim().parse::<f64>().is_ok() && stamp.contains('.'),
+        "{reply}"
+    );
+    // The board goes away (power loss): the monitor says so and ends.
+    drop(board);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("closed (board reset or unplugged)")),
+        "{rest:?}"
+    );
+    let status = monitor.wait().expect("monitor ends");
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -206,9 +206,14 @@ impl Shell<'_> {
                     esp_hal::system::software_reset();
                 }
                 Action::EnterDownloadMode => {
-                    console::line(
-                        "download mode: hold BOOT (GPIO9) and press RESET to flash this board",
-                    );
+                    // The ROM honours RTC_CNTL_OPTION1.FORCE_DOWNLOAD_BOOT on a software reset: the serial
+                    // loader starts without BOOT held, so a rig without reset lines can flash the board.
+                    console::line("waiting for download (software reset into the ROM loader)");
+                    Timer::after(Duration::from_millis(50)).await;
+                    esp_hal::peripherals::LPWR::regs()
+                        .option1()
+                        .modify(|_, w| w.force_download_boot().set_bit());
+                    esp_hal::system::software_reset();
                 }
                 Action::Log { level, message } => {
                     let letter = level.letter();
