@@ -162,6 +162,31 @@ fn flash_refusals_say_what_to_do() {
     let _ = holder.wait();
     assert!(text(&out).contains("is busy: sleep (pid"), "{}", text(&out));
 
+    // Bigger than the room after 0x10000 in the board's 4 MiB flash: refused after connecting, nothing written.
+    let huge = image(&dir, "v-huge", &["--size", "4200000"]);
+    let huge_board = start(&bin, &dir.join("board-huge"), true);
+    let out = hil()
+        .args([
+            "flash",
+            "--port",
+            huge_board.serial(),
+            "--before",
+            "no-reset",
+        ])
+        .arg(&huge)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("is larger than the app partition (4128768 bytes)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !dir.join("board-huge/flash.bin").exists(),
+        "nothing was written"
+    );
+    drop(huge_board);
+
     // No loader answers on a board that runs its app: no sync, with the fix.
     drop(board);
     let board = start(&bin, &dir.join("board2"), false);
