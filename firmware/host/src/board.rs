@@ -291,10 +291,13 @@ impl Board {
                     // `offline`) still goes out.
                     self.generation += 1;
                     self.mqtt_up = false;
-                    if let Some(old) = self.mqtt.take() {
-                        old.retire();
-                    }
-                    match mqtt::connect(&settings, self.generation, self.mqtt_events.clone()) {
+                    let predecessor = self.mqtt.take().map(Connection::retire);
+                    match mqtt::connect(
+                        &settings,
+                        self.generation,
+                        self.mqtt_events.clone(),
+                        predecessor,
+                    ) {
                         Ok(c) => {
                             self.log(
                                 Level::Info,

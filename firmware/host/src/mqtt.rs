@@ -32,8 +32,10 @@ impl Connection {
         self.task.abort();
     }
 
-    /// Leaves in order: queued publishes go out, then DISCONNECT (no LWT); cut after 2 s at the latest.
-    pub fn retire(self) {
+    /// Leaves in order: queued publishes go out, then DISCONNECT (no LWT); cut after 2 s at the latest. The
+    /// returned handle ends when the connection is gone: a successor with the same client id waits for it, so the
+    /// broker never sees the two sessions overlap (a takeover there can cost the new one its subscriptions).
+    pub fn retire(self) -> JoinHandle<()> {
         let _ = self.client.try_disconnect();
         let mut task = self.task;
         tokio::spawn(async move {
@@ -43,7 +45,7 @@ impl Connection {
             {
                 task.abort();
             }
-        });
+        })
     }
 
     pub fn publish(&self, topic: String, payload: String, retain: bool) -> Result<()> {
@@ -88,11 +90,13 @@ fn tls_config(s: &MqttSettings) -> Result<rustls::ClientConfig> {
         .context("client certificate rejected")
 }
 
-/// Starts a connection with these settings; events go to `events`.
+/// Starts a connection with these settings, once `predecessor` (a retiring connection) is gone; events go to
+/// `events`. Publishes made meanwhile wait in the client's queue.
 pub fn connect(
     s: &MqttSettings,
     generation: u64,
     events: mpsc::Sender<MqttEvent>,
+    predecessor: Option<JoinHandle<()>>,
 ) -> Result<Connection> {
     let mut options = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
     options.set_keep_alive(Duration::from_secs(u64::from(s.keepalive_s.max(5))));
@@ -120,6 +124,9 @@ pub fn connect(
     network.set_tcp_nodelay(true);
     eventloop.set_network_options(network);
     let task = tokio::spawn(async move {
+        if let Some(previous) = predecessor {
+            let _ = previous.await;
+        }
         let mut backoff = Duration::from_millis(100);
         let mut connected = false;
         loop {
