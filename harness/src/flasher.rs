@@ -91,6 +91,9 @@ pub enum Before {
     UsbReset,
     /// The chip is already in download mode.
     NoReset,
+    /// Ask the running meterrig firmware: the console command `download` restarts it into the ROM loader
+    /// (boards without reset lines, virtual boards).
+    Console,
 }
 
 /// What to do after flashing.
@@ -276,14 +279,22 @@ fn usb_info(port: &Path) -> UsbPortInfo {
 
 /// Connects to the loader (syncing, detecting the chip, uploading the stub unless `stub` is off).
 pub fn connect(opts: &FlashOptions) -> Result<Flasher, FlashError> {
-    let serial = open_port(&opts.port)?;
+    let mut serial = open_port(&opts.port)?;
     let pty = is_pseudo_terminal(&opts.port);
+    if opts.before == Before::Console {
+        use std::io::Write;
+        serial.write_all(b"\ndownload\n").map_err(|e| {
+            FlashError::Espflash(format!("cannot write to {}: {e}", opts.port.display()))
+        })?;
+        // The firmware answers, then restarts into the ROM loader; its banner is skipped by the sync.
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let before = match opts.before {
         // A pseudo-terminal has no DTR/RTS: the board must already wait in download mode.
         _ if pty => ResetBeforeOperation::NoReset,
         Before::DefaultReset => ResetBeforeOperation::DefaultReset,
         Before::UsbReset => ResetBeforeOperation::UsbReset,
-        Before::NoReset => ResetBeforeOperation::NoReset,
+        Before::NoReset | Before::Console => ResetBeforeOperation::NoReset,
     };
     let after = match opts.after {
         // No EN line either: `finish` boots the image through the loader instead.

@@ -350,13 +350,16 @@ async fn run(cli: Cli) -> Result<bool> {
                     before = match inv.reset {
                         harness::inventory::ResetStrategy::UsbJtag => flasher::Before::UsbReset,
                         harness::inventory::ResetStrategy::Classic => flasher::Before::DefaultReset,
-                        _ => flasher::Before::NoReset,
+                        harness::inventory::ResetStrategy::Console => flasher::Before::Console,
+                        harness::inventory::ResetStrategy::None => flasher::Before::NoReset,
                     };
                     inv.resolve_port().map_err(anyhow::Error::msg)?
                 }
                 (None, None) => flasher::detect_port(true)?,
             };
-            if flasher::is_pseudo_terminal(&port) && before != flasher::Before::NoReset {
+            if flasher::is_pseudo_terminal(&port)
+                && !matches!(before, flasher::Before::NoReset | flasher::Before::Console)
+            {
                 eprintln!("note: {} is a pseudo-terminal (no DTR/RTS): assuming the board already waits in download mode", port.display());
             }
             let opts = flasher::FlashOptions {

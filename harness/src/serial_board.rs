@@ -241,17 +241,13 @@ impl Board for SerialBoard {
             return self.power_off().map(|_| unreachable!());
         }
         let payload = flasher::load_payload(image, how.partition_table.as_deref(), how.force)?;
-        if self.inventory.reset == ResetStrategy::Console {
-            // No reset lines: ask the firmware to restart into its ROM loader.
-            let a = self.attached.as_mut().ok_or(BoardError::PoweredOff)?;
-            a.port.write_all(b"download\n")?;
-            std::thread::sleep(Duration::from_millis(300));
-        }
         self.detach();
         let before = match self.inventory.reset {
             ResetStrategy::UsbJtag => Before::UsbReset,
             ResetStrategy::Classic => Before::DefaultReset,
-            ResetStrategy::Console | ResetStrategy::None => Before::NoReset,
+            // No reset lines: ask the firmware to restart into its ROM loader.
+            ResetStrategy::Console => Before::Console,
+            ResetStrategy::None => Before::NoReset,
         };
         let opts = FlashOptions {
             port: self.port.clone(),

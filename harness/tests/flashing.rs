@@ -56,11 +56,21 @@ fn hil_flash_writes_an_image_the_board_then_boots() {
     // A pseudo-terminal has no EN line: the hard reset became "run user code" and the new app runs.
     assert!(text(&out).contains("run user code"), "{}", text(&out));
     assert_eq!(status_version(&board), "v17.0.9-cli");
+
+    // The board now runs that app: asked over its console, it restarts into the ROM loader for the next flash.
+    let app_console = image(&dir, "v17.0.10-console", &[]);
+    let out = hil()
+        .args(["flash", "--port", &port, "--before", "console"])
+        .arg(&app_console)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(status_version(&board), "v17.0.10-console");
     drop(board);
 
     // The flash persists: a power cycle boots the same image.
     let again = start(&bin, &dir.join("board"), false);
-    assert_eq!(status_version(&again), "v17.0.9-cli");
+    assert_eq!(status_version(&again), "v17.0.10-console");
     drop(again);
 
     // The ROM loader alone (no stub), left in the loader.
