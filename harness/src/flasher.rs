@@ -129,7 +129,27 @@ pub struct FlashReport {
 /// Picks the serial port of the one ESP32 board attached (by USB id); `choose` resolves ambiguity interactively.
 pub fn detect_port(choose: bool) -> Result<PathBuf, FlashError> {
     let ports = serialport::available_ports().unwrap_or_default();
-    let describe = |p: &serialport::SerialPortInfo| match &p.port_type {
+    if choose && std::io::stdin().is_terminal() {
+        pick_port(&ports, Some(&mut prompt))
+    } else {
+        pick_port(&ports, None)
+    }
+}
+
+/// Asks on the terminal which of several ports to use.
+fn prompt(choices: &[String]) -> Option<usize> {
+    eprintln!("Several ESP32 serial ports:");
+    for (i, c) in choices.iter().enumerate() {
+        eprintln!("  [{}] {c}", i + 1);
+    }
+    eprint!("Pick one [1-{}]: ", choices.len());
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    line.trim().parse::<usize>().ok()?.checked_sub(1)
+}
+
+fn describe(p: &serialport::SerialPortInfo) -> String {
+    match &p.port_type {
         SerialPortType::UsbPort(u) => format!(
             "{} ({:04x}:{:04x}{})",
             p.port_name,
@@ -141,7 +161,18 @@ pub fn detect_port(choose: bool) -> Result<PathBuf, FlashError> {
                 .unwrap_or_default()
         ),
         _ => p.port_name.clone(),
-    };
+    }
+}
+
+/// Asks which of the listed ports to use: an index into the list, or None.
+pub type Chooser<'a> = &'a mut dyn FnMut(&[String]) -> Option<usize>;
+
+/// The ESP32 port among `ports`: the one behind a known USB bridge; with several, `choose` picks (an index into
+/// the list it is shown) or the caller gets the list.
+pub fn pick_port(
+    ports: &[serialport::SerialPortInfo],
+    choose: Option<Chooser<'_>>,
+) -> Result<PathBuf, FlashError> {
     let candidates: Vec<_> = ports
         .iter()
         .filter(|p| match &p.port_type {
@@ -151,31 +182,15 @@ pub fn detect_port(choose: bool) -> Result<PathBuf, FlashError> {
             _ => false,
         })
         .collect();
-    match candidates.as_slice() {
-        [one] => Ok(PathBuf::from(&one.port_name)),
-        [] => Err(FlashError::NoPort(ports.iter().map(describe).collect())),
-        many if choose && std::io::stdin().is_terminal() => {
-            eprintln!("Several ESP32 serial ports:");
-            for (i, p) in many.iter().enumerate() {
-                eprintln!("  [{}] {}", i + 1, describe(p));
-            }
-            eprint!("Pick one [1-{}]: ", many.len());
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| FlashError::Espflash(e.to_string()))?;
-            line.trim()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| many.get(i.wrapping_sub(1)))
-                .map(|p| PathBuf::from(&p.port_name))
-                .ok_or_else(|| {
-                    FlashError::AmbiguousPort(many.iter().map(|p| describe(p)).collect())
-                })
-        }
-        many => Err(FlashError::AmbiguousPort(
-            many.iter().map(|p| describe(p)).collect(),
-        )),
+    let listed: Vec<String> = candidates.iter().map(|p| describe(p)).collect();
+    match (candidates.as_slice(), choose) {
+        ([one], _) => Ok(PathBuf::from(&one.port_name)),
+        ([], _) => Err(FlashError::NoPort(ports.iter().map(describe).collect())),
+        (many, Some(choose)) => choose(&listed)
+            .and_then(|i| many.get(i))
+            .map(|p| PathBuf::from(&p.port_name))
+            .ok_or(FlashError::AmbiguousPort(listed)),
+        (_, None) => Err(FlashError::AmbiguousPort(listed)),
     }
 }
 
@@ -645,5 +660,77 @@ impl ProgressCallbacks for Bar {
                 "written"
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serialport::SerialPortInfo;
+
+    fn usb(name: &str, vid: u16, pid: u16) -> SerialPortInfo {
+        SerialPortInfo {
+            port_name: name.into(),
+            port_type: SerialPortType::UsbPort(UsbPortInfo {
+                vid,
+                pid,
+                serial_number: None,
+                manufacturer: None,
+                product: Some("bridge".into()),
+            }),
+        }
+    }
+
+    fn plain(name: &str) -> SerialPortInfo {
+        SerialPortInfo {
+            port_name: name.into(),
+            port_type: SerialPortType::PciPort,
+        }
+    }
+
+    #[test]
+    fn picks_the_one_esp32_bridge_and_lists_the_rest() {
+        let ports = [
+            plain("/dev/ttyS0"),
+            usb("/dev/ttyUSB0", 0x0403, 0x1234),
+            usb("/dev/ttyACM0", 0x303A, 0x1001),
+        ];
+        assert_eq!(
+            pick_port(&ports, None).unwrap(),
+            PathBuf::from("/dev/ttyACM0")
+        );
+        let e = pick_port(&ports[..2], None).unwrap_err().to_string();
+        assert!(
+            e.contains("no ESP32 serial port found")
+                && e.contains("/dev/ttyUSB0 (0403:1234 bridge)"),
+            "{e}"
+        );
+        assert!(e.contains("Espressif USB-JTAG/serial 303a:1001"), "{e}");
+    }
+
+    #[test]
+    fn several_boards_are_listed_or_picked() {
+        let ports = [
+            usb("/dev/ttyUSB0", 0x10C4, 0xEA60),
+            usb("/dev/ttyUSB1", 0x1A86, 0x7523),
+        ];
+        let e = pick_port(&ports, None).unwrap_err().to_string();
+        assert!(
+            e.contains("pass one with --port") && e.contains("/dev/ttyUSB1 (1a86:7523 bridge)"),
+            "{e}"
+        );
+        let mut second = |choices: &[String]| {
+            assert_eq!(choices.len(), 2);
+            Some(1)
+        };
+        assert_eq!(
+            pick_port(&ports, Some(&mut second)).unwrap(),
+            PathBuf::from("/dev/ttyUSB1")
+        );
+        let mut nonsense = |_: &[String]| Some(7);
+        assert!(matches!(
+            pick_port(&ports, Some(&mut nonsense)),
+            Err(FlashError::AmbiguousPort(_))
+        ));
     }
 }
