@@ -15,7 +15,7 @@ use embassy_sync::channel::Channel;
 use embassy_time::{Duration, Timer};
 use embedded_io_async::Write;
 use meter_core::engine::{Event, MqttSettings};
-use net_proto::mqtt::{self, Connect, Decoder, Packet, Will};
+use net_proto::mqtt::{self, Connect, Decoder, Outbox, Packet, Will};
 
 use crate::console;
 
@@ -33,31 +33,8 @@ pub enum Command {
 
 static COMMANDS: Channel<CriticalSectionRawMutex, Command, 48> = Channel::new();
 const MAX_PACKET: usize = 16 * 1024;
-/// QoS 1 publishes kept until the broker acknowledges them (the oldest is dropped beyond this).
+/// QoS 1 publishes kept until the broker acknowledges them (the oldest is given up beyond this).
 const MAX_INFLIGHT: usize = 64;
-
-/// Unacknowledged QoS 1 publishes: resent (DUP) after a reconnect, as the persistent session expects.
-struct Inflight {
-    packets: alloc::collections::VecDeque<(u16, Vec<u8>)>,
-    next_id: u16,
-}
-
-impl Inflight {
-    fn push(&mut self, topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        let packet = mqtt::publish(topic, payload, 1, retain, self.next_id);
-        if self.packets.len() >= MAX_INFLIGHT {
-            self.packets.pop_front();
-            console::line("W (0) mqtt: too many unacknowledged messages, the oldest is dropped");
-        }
-        self.packets.push_back((self.next_id, packet.clone()));
-        packet
-    }
-
-    fn acked(&mut self, id: u16) {
-        self.packets.retain(|(i, _)| *i != id);
-    }
-}
 
 /// Queues a command; publishes are dropped (and said so) when the queue is full, never blocking the engine.
 pub fn send(cmd: Command) {
@@ -74,10 +51,7 @@ pub fn start(spawner: &Spawner, stack: Stack<'static>) {
 async fn client(stack: Stack<'static>) {
     let mut settings: Option<MqttSettings> = None;
     let mut backoff = Duration::from_millis(100);
-    let mut inflight = Inflight {
-        packets: alloc::collections::VecDeque::new(),
-        next_id: 0,
-    };
+    let mut inflight = Outbox::new(MAX_INFLIGHT);
     let mut rx = alloc::vec![0u8; 4096];
     let mut tx = alloc::vec![0u8; 4096];
     loop {
@@ -123,7 +97,7 @@ async fn session(
     s: &MqttSettings,
     rx: &mut [u8],
     tx: &mut [u8],
-    inflight: &mut Inflight,
+    inflight: &mut Outbox,
 ) -> Ended {
     let addr = match stack
         .dns_query(&s.host, embassy_net::dns::DnsQueryType::A)
@@ -185,8 +159,8 @@ async fn session(
                                 "I (0) mqtt: connected to {}:{}",
                                 s.host, s.port
                             ));
-                            for (_, packet) in &inflight.packets {
-                                if writer.write_all(&mqtt::with_dup(packet)).await.is_err() {
+                            for packet in inflight.resend() {
+                                if writer.write_all(&packet).await.is_err() {
                                     return Ended::Lost("connection lost while resending".into());
                                 }
                             }
@@ -231,7 +205,10 @@ async fn session(
                         retain,
                     } => {
                         // Kept until acknowledged; sent now if connected, else after CONNACK.
-                        let packet = inflight.push(&topic, &payload, retain);
+                        let (packet, dropped) = inflight.publish(&topic, &payload, retain);
+                        if dropped.is_some() {
+                            console::line("W (0) mqtt: too many unacknowledged messages, the oldest is given up");
+                        }
                         if !connected {
                             continue;
                         }

@@ -176,6 +176,57 @@ pub fn disconnect() -> Vec<u8> {
     frame(0xE0, Vec::new())
 }
 
+/// QoS 1 publishes a client keeps until the broker acknowledges them, resent with DUP after a reconnect (what a
+/// persistent session promises). Bounded: beyond `max` the oldest is given up.
+#[derive(Debug)]
+pub struct Outbox {
+    packets: alloc::collections::VecDeque<(u16, Vec<u8>)>,
+    next_id: u16,
+    max: usize,
+}
+
+impl Outbox {
+    pub fn new(max: usize) -> Outbox {
+        Outbox {
+            packets: alloc::collections::VecDeque::new(),
+            next_id: 0,
+            max: max.max(1),
+        }
+    }
+
+    /// A QoS 1 PUBLISH with the next packet id (never 0), kept until acknowledged. Returns the packet and the id
+    /// of a message given up to make room, if any.
+    pub fn publish(&mut self, topic: &str, payload: &[u8], retain: bool) -> (Vec<u8>, Option<u16>) {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let packet = publish(topic, payload, 1, retain, self.next_id);
+        let dropped = if self.packets.len() >= self.max {
+            self.packets.pop_front().map(|(id, _)| id)
+        } else {
+            None
+        };
+        self.packets.push_back((self.next_id, packet.clone()));
+        (packet, dropped)
+    }
+
+    /// The broker's PUBACK.
+    pub fn acked(&mut self, packet_id: u16) {
+        self.packets.retain(|(id, _)| *id != packet_id);
+    }
+
+    /// What to send again on a new connection, oldest first, flagged DUP.
+    pub fn resend(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.packets.iter().map(|(_, p)| with_dup(p))
+    }
+
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+}
+
 /// Reassembles packets from TCP reads.
 #[derive(Debug)]
 pub struct Decoder {
@@ -367,6 +418,51 @@ mod tests {
             pingreq(),
             "only PUBLISH has a DUP flag"
         );
+    }
+
+    #[test]
+    fn the_outbox_keeps_what_is_unacknowledged_and_resends_it_flagged() {
+        let mut out = Outbox::new(2);
+        let (p1, none) = out.publish("a", b"1", true);
+        assert_eq!(none, None);
+        let (_, _) = out.publish("b", b"2", false);
+        out.acked(1);
+        assert_eq!(out.len(), 1);
+        let (_, dropped) = out.publish("c", b"3", false);
+        assert_eq!(dropped, None, "two fit");
+        let (_, dropped) = out.publish("d", b"4", false);
+        assert_eq!(dropped, Some(2), "the oldest gives way");
+        let again: Vec<Vec<u8>> = out.resend().collect();
+        assert_eq!(again.len(), 2);
+        let mut d = Decoder::new(64);
+        for p in &again {
+            d.feed(p);
+        }
+        let topics: Vec<(String, bool, Option<u16>)> =
+            core::iter::from_fn(|| d.next().ok().flatten())
+                .map(|p| match p {
+                    Packet::Publish(p) => (p.topic, p.dup, p.packet_id),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+        assert_eq!(
+            topics,
+            alloc::vec![("c".into(), true, Some(3)), ("d".into(), true, Some(4))]
+        );
+        assert_eq!(p1[0] & 0x08, 0, "the first send is not DUP");
+    }
+
+    #[test]
+    fn outbox_ids_skip_zero_when_they_wrap() {
+        let mut out = Outbox::new(4);
+        out.next_id = u16::MAX - 1;
+        let ids: Vec<u16> = (0..3)
+            .map(|_| {
+                let (p, _) = out.publish("t", b"", false);
+                u16::from_be_bytes([p[5], p[6]])
+            })
+            .collect();
+        assert_eq!(ids, alloc::vec![u16::MAX, 1, 2]);
     }
 
     #[test]
