@@ -1,8 +1,10 @@
-@flashing @serial
+@flashing @serial @virtual-only
 Feature: Flashing over serial
   The rig flashes the board the way a firmware team does: it resets the chip into its ROM serial loader (BOOT held),
   writes an ESP32-C3 app image with espflash over the serial port and resets it. What was flashed decides what
   boots: the bootloader checks the image and the app reports the version of its app descriptor.
+  Virtual boards only: the rig's synthetic images boot on the virtual board alone (a real board gets the real
+  firmware image from ci/esp32c3-hil.yml before the suite runs).
 
   Background:
     Given a virtual board with config "flat-json.json"
@@ -26,7 +28,6 @@ Feature: Flashing over serial
     And the board does not answer on the console
     And the console log contains "rst:0x3 (RTC_SW_SYS_RST)"
 
-  @virtual-only
   Scenario: Power loss in the middle of flashing, then a re-flash
     When the board loses power while being flashed with an app image of version "v17.4.0"
     And the board is powered on

@@ -109,10 +109,20 @@ pub enum InventoryError {
 }
 
 impl Inventory {
-    /// Loads `<root>/fixtures/boards/<name>.toml`.
+    /// Loads `<root>/fixtures/boards/<name>.toml`, or the file itself when `name` is a path to a `.toml`.
     pub fn load(root: &Path, name: &str) -> Result<Inventory, InventoryError> {
         let dir = root.join("fixtures/boards");
-        let path = dir.join(format!("{name}.toml"));
+        let (path, name) = if name.ends_with(".toml") {
+            let path = PathBuf::from(name);
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (path, stem)
+        } else {
+            (dir.join(format!("{name}.toml")), name.to_string())
+        };
+        let name = name.as_str();
         let text = std::fs::read_to_string(&path).map_err(|_| InventoryError::Unknown {
             name: name.to_string(),
             path: path.display().to_string(),

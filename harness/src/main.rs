@@ -73,7 +73,8 @@ enum Command {
         /// Fail instead of skipping @browser scenarios when no browser is installed.
         #[arg(long)]
         require_browser: bool,
-        /// Run on the real board `fixtures/boards/NAME.toml` instead of virtual boards.
+        /// Run on the real board `fixtures/boards/NAME.toml` (or a path to an inventory .toml) instead of
+        /// virtual boards.
         #[arg(long, value_name = "NAME")]
         board: Option<String>,
         /// Run only this runner's share of the scenarios: i/n (1-based), the same split on every runner.

@@ -134,6 +134,23 @@ impl SerialBoard {
         Ok(())
     }
 
+    /// Waits until the console answers `status` (the firmware is up).
+    pub fn wait_alive(&mut self, timeout: Duration) -> Result<(), BoardError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.console("status", Duration::from_millis(500)) {
+                Ok(reply) if reply.starts_with("ok") => return Ok(()),
+                Ok(_) | Err(BoardError::ConsoleTimeout { .. }) if Instant::now() < deadline => {}
+                Ok(reply) => {
+                    return Err(BoardError::Start(format!(
+                        "the board answers {reply:?} after a reset"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn request(
         &self,
         chip: &Path,
@@ -177,18 +194,23 @@ impl Board for SerialBoard {
         self.capture.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// Resets and returns once the firmware answers on the console again (as the virtual board's reset does).
     fn reset(&mut self) -> Result<(), BoardError> {
         match self.inventory.reset {
-            ResetStrategy::UsbJtag | ResetStrategy::Classic => self.pulse_en(),
+            ResetStrategy::UsbJtag | ResetStrategy::Classic => self.pulse_en()?,
             ResetStrategy::Console => {
-                let a = self.attached.as_mut().ok_or(BoardError::PoweredOff)?;
-                a.port.write_all(b"reboot\n")?;
-                Ok(())
+                let reply = self.console("reboot", Duration::from_secs(5))?;
+                if !reply.starts_with("ok") {
+                    return Err(BoardError::Start(format!("`reboot` refused: {reply}")));
+                }
             }
-            ResetStrategy::None => Err(BoardError::Unsupported(
-                "reset (the inventory says reset = \"none\")",
-            )),
+            ResetStrategy::None => {
+                return Err(BoardError::Unsupported(
+                    "reset (the inventory says reset = \"none\")",
+                ))
+            }
         }
+        self.wait_alive(Duration::from_secs(30))
     }
 
     fn power_off(&mut self) -> Result<(), BoardError> {

@@ -210,6 +210,8 @@ impl Rig {
             .config
             .clone()
             .ok_or_else(|| anyhow!("no config staged"))?;
+        // A second `Given a ... board` in a scenario replaces the first: release its port and process first.
+        self.board = None;
         let dir = std::env::temp_dir().join(format!("hil-{}", self.node));
         let _ = std::fs::remove_dir_all(&dir);
         let prefix = config["mqtt"]["homeassistant"]["discoveryprefix"]
@@ -382,24 +384,30 @@ fn remap_pins(config: &mut Value, inv: &Inventory) {
     }
 }
 
-/// Opens a real board, writes the scenario's config over its console (section by section, plus the Wi-Fi
-/// credentials the inventory names) and resets it so it starts with that config.
+/// Opens a real board and gives the scenario a clean one: `factory-reset` (defaults, no fallback values left by
+/// earlier scenarios), then the scenario's whole config with the Wi-Fi credentials the inventory names in one
+/// `config merge`, then a reset so it starts with that config.
 fn configure_serial(inv: &Inventory, config: &Value) -> Result<SerialBoard> {
     let mut board = SerialBoard::open(inv.clone())?;
     let timeout = ctx().timeout;
-    let mut set = |path: &str, value: &Value| -> Result<()> {
-        let reply = board.console(&format!("config set {path} {value}"), timeout)?;
-        if !reply.starts_with("ok") {
-            bail!("board '{}' refused `config set {path}`: {reply}", inv.name);
-        }
-        Ok(())
-    };
-    for (section, value) in config.as_object().into_iter().flatten() {
-        set(section, value)?;
+    let reply = board.console("factory-reset", timeout)?;
+    if !reply.starts_with("ok") {
+        bail!("board '{}' refused factory-reset: {reply}", inv.name);
     }
+    board
+        .wait_alive(timeout)
+        .with_context(|| format!("board '{}' after factory-reset", inv.name))?;
+    let mut doc = config.clone();
     if let Some((ssid, password)) = inv.wifi().map_err(|e| anyhow!(e))? {
-        set("network.wlan.ssid", &json!(ssid))?;
-        set("network.wlan.password", &json!(password))?;
+        set_path(&mut doc, "network.wlan.ssid", json!(ssid))?;
+        set_path(&mut doc, "network.wlan.password", json!(password))?;
+    }
+    let reply = board.console(&format!("config merge {doc}"), timeout)?;
+    if !reply.starts_with("ok") {
+        bail!(
+            "board '{}' refused the scenario's config: {reply}",
+            inv.name
+        );
     }
     board.reset()?;
     Ok(board)

@@ -51,7 +51,10 @@ fn fake_device() -> (String, mpsc::Receiver<String>) {
             let line = line.trim().to_string();
             let reply = match line.as_str() {
                 "status" => "ok {\"firmware_version\":\"v-fake\"}".to_string(),
-                "reboot" => "rst:0xc (RTC_SW_CPU_RST),boot:0xc (SPI_FAST_FLASH_BOOT)".to_string(),
+                "reboot" => {
+                    "ok rebooting\r\nrst:0xc (RTC_SW_CPU_RST),boot:0xc (SPI_FAST_FLASH_BOOT)"
+                        .to_string()
+                }
                 other => format!("err bad-command unknown command '{other}'"),
             };
             let _ = tx.send(line);

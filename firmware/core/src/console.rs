@@ -8,6 +8,8 @@
 //! frame <sequence> align=fail
 //! config get <path>
 //! config set <path> <json value>
+//! config merge <json object>                           a partial document, as REST POST /api/config takes
+//! factory-reset                                        default config, no fallback values, then reboot
 //! reboot
 //! download
 //! ```
@@ -19,7 +21,7 @@ use serde_json::Value;
 
 /// The help text, one line (the console replies are single lines).
 pub const HELP: &str = "commands: help | status | frame <seq> digits=<v,..> analogs=<v,..> | frame <seq> align=fail | \
-config get <path> | config set <path> <json> | reboot | download";
+config get <path> | config set <path> <json> | config merge <json object> | factory-reset | reboot | download";
 
 /// One ROI value as typed: a number or `N`.
 pub type Value10 = Option<f64>;
@@ -44,6 +46,10 @@ pub enum Command {
         path: String,
         value: Value,
     },
+    ConfigMerge {
+        patch: Value,
+    },
+    FactoryReset,
     Reboot,
     Download,
 }
@@ -76,6 +82,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "help" => no_args(rest, Command::Help)?,
         "status" => no_args(rest, Command::Status)?,
         "reboot" => no_args(rest, Command::Reboot)?,
+        "factory-reset" => no_args(rest, Command::FactoryReset)?,
         "download" => no_args(rest, Command::Download)?,
         "frame" => parse_frame(rest)?,
         "config" => parse_config(rest)?,
@@ -208,9 +215,21 @@ fn parse_config(rest: &str) -> Result<Command, ParseError> {
                 value,
             })
         }
+        "merge" => {
+            let patch: Value = serde_json::from_str(rest).map_err(|e| {
+                err(
+                    "bad-json",
+                    alloc::format!("'{rest}' is not a JSON value: {e}"),
+                )
+            })?;
+            if !patch.is_object() {
+                return Err(err("bad-args", "usage: config merge <json object>"));
+            }
+            Ok(Command::ConfigMerge { patch })
+        }
         _ => Err(err(
             "bad-args",
-            "usage: config get <path> | config set <path> <json value>",
+            "usage: config get <path> | config set <path> <json value> | config merge <json object>",
         )),
     }
 }

@@ -1246,6 +1246,25 @@ impl Engine {
                     Err(e) => format!("err invalid-config {e}"),
                 }
             }
+            Command::ConfigMerge { patch } => match self.merge_config(&patch) {
+                Ok(()) => "ok config merged and saved".to_string(),
+                Err(e) => format!("err invalid-config {e}"),
+            },
+            Command::FactoryReset => {
+                // What a fresh chip holds: the defaults and no fallback values (a HIL rig's clean slate).
+                let defaults = Config::from_partial(&json!({})).map(|(doc, _)| doc);
+                match defaults {
+                    Ok(doc) => {
+                        self.out.push(Action::PersistConfig(
+                            serde_json::to_string_pretty(&doc).unwrap_or_default(),
+                        ));
+                        self.out.push(Action::PersistFallbacks("[]".to_string()));
+                        self.out.push(Action::Reboot);
+                        "ok factory reset, rebooting".to_string()
+                    }
+                    Err(e) => format!("err internal defaults do not validate: {e}"),
+                }
+            }
             Command::Reboot => {
                 self.out.push(Action::Reboot);
                 "ok rebooting".to_string()

@@ -825,6 +825,59 @@ fn console_config_set_persists_and_applies() {
 }
 
 #[test]
+fn console_config_merge_takes_a_whole_document_across_sections() {
+    let mut b = Bench::online(&manual(json!({})));
+    // Two sequences at once: `config set` section by section would fail on the cross-reference.
+    let patch = json!({
+        "numbersequences": {"sequence": [{"sequenceid": 0, "sequencename": "main"}, {"sequenceid": 1, "sequencename": "second"}]},
+        "operationmode": {"opmode": 1}
+    });
+    assert_eq!(
+        b.console(&format!("config merge {patch}")),
+        "ok config merged and saved"
+    );
+    let saved: Value = serde_json::from_str(b.persisted_config.as_deref().unwrap()).unwrap();
+    assert_eq!(saved["operationmode"]["opmode"], 1);
+    let before = b.engine.config().clone();
+    for line in [
+        "config merge [1]",
+        "config merge {broken",
+        "config merge {\"mqtt\": {\"uri\": \"http://x\"}}",
+    ] {
+        assert!(b.console(line).starts_with("err "), "{line}");
+        assert_eq!(b.engine.config(), &before, "{line}");
+    }
+}
+
+#[test]
+fn console_factory_reset_persists_defaults_and_no_fallbacks_then_reboots() {
+    let mut b = Bench::online(&manual(json!({"operationmode": {"opmode": 1}})));
+    let actions = b
+        .engine
+        .handle(0, Event::ConsoleLine("factory-reset".into()));
+    let config = actions.iter().find_map(|a| match a {
+        Action::PersistConfig(text) => Some(text.clone()),
+        _ => None,
+    });
+    let saved: Value = serde_json::from_str(&config.expect("config persisted")).unwrap();
+    let (defaults, _) = meter_core::config::Config::from_partial(&json!({})).unwrap();
+    assert_eq!(saved, defaults, "back to the defaults");
+    assert!(actions.contains(&Action::PersistFallbacks("[]".into())));
+    let reboot = actions
+        .iter()
+        .position(|a| *a == Action::Reboot)
+        .expect("reboot");
+    let reply = actions
+        .iter()
+        .position(|a| matches!(a, Action::ConsoleWrite(r) if r == "ok factory reset, rebooting"))
+        .expect("reply");
+    assert!(
+        reboot < reply,
+        "the board reboots after the loop: both are there, reply last"
+    );
+}
+
+#[test]
 fn console_config_set_invalid_changes_nothing() {
     let mut b = Bench::online(&manual(json!({})));
     let before = b.engine.config().clone();

@@ -14,7 +14,8 @@ use esp_hal::Async;
 use meter_core::engine::Event;
 
 static OUT: Channel<CriticalSectionRawMutex, String, 32> = Channel::new();
-const MAX_LINE: usize = 4096;
+/// Long enough for a whole config document (`config merge`, as the rig sends it).
+const MAX_LINE: usize = 16 * 1024;
 
 /// Queues a line for the console; dropped when the host does not read (a full queue must not stall the device).
 pub fn line(text: &str) {

@@ -162,6 +162,8 @@ struct Shell<'a> {
 impl Shell<'_> {
     async fn apply(&mut self, engine: &mut Engine, actions: alloc::vec::Vec<Action>, now: u64) {
         let mut queue: alloc::collections::VecDeque<Action> = actions.into();
+        // A restart waits until every action is carried out (the console reply comes after it in the list).
+        let (mut reboot, mut download) = (false, false);
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Publish {
@@ -200,26 +202,27 @@ impl Shell<'_> {
                 Action::PersistFallbacks(text) => {
                     self.persist(storage::FALLBACKS, &text, now).await
                 }
-                Action::Reboot => {
-                    console::line("Rebooting...");
-                    Timer::after(Duration::from_millis(100)).await;
-                    esp_hal::system::software_reset();
-                }
-                Action::EnterDownloadMode => {
-                    // The ROM honours RTC_CNTL_OPTION1.FORCE_DOWNLOAD_BOOT on a software reset: the serial
-                    // loader starts without BOOT held, so a rig without reset lines can flash the board.
-                    console::line("waiting for download (software reset into the ROM loader)");
-                    Timer::after(Duration::from_millis(50)).await;
-                    esp_hal::peripherals::LPWR::regs()
-                        .option1()
-                        .modify(|_, w| w.force_download_boot().set_bit());
-                    esp_hal::system::software_reset();
-                }
+                Action::Reboot => reboot = true,
+                Action::EnterDownloadMode => download = true,
                 Action::Log { level, message } => {
                     let letter = level.letter();
                     console::line(&format!("{letter} ({now}) meter: {message}"));
                 }
             }
+        }
+        if download {
+            // The ROM honours RTC_CNTL_OPTION1.FORCE_DOWNLOAD_BOOT on a software reset: the serial loader starts
+            // without BOOT held, so a rig without reset lines can flash the board.
+            console::line("waiting for download (software reset into the ROM loader)");
+            Timer::after(Duration::from_millis(100)).await;
+            esp_hal::peripherals::LPWR::regs()
+                .option1()
+                .modify(|_, w| w.force_download_boot().set_bit());
+            esp_hal::system::software_reset();
+        } else if reboot {
+            console::line("Rebooting...");
+            Timer::after(Duration::from_millis(100)).await;
+            esp_hal::system::software_reset();
         }
     }
 
