@@ -137,14 +137,23 @@ async fn main(spawner: Spawner) {
 }
 
 fn board_status(tsens: Option<&esp_hal::tsens::TemperatureSensor<'_>>) -> BoardStatus {
-    let free = esp_alloc::HEAP.free();
+    let heap = esp_alloc::HEAP.stats();
+    let free = heap.size.saturating_sub(heap.current_usage) as u64;
+    // The allocator does not track its largest free block: the freest region bounds it from above.
+    let largest_region_free = heap
+        .region_stats
+        .iter()
+        .flatten()
+        .map(|r| r.free)
+        .max()
+        .unwrap_or(0) as u64;
     BoardStatus {
         wlan_rssi: net::RSSI.load(Ordering::Relaxed),
         chip_temp_c: tsens.map_or(0.0, |t| f64::from(t.get_temperature().to_celsius())),
-        heap_total_free: free as u64,
-        heap_internal_free: free as u64,
-        heap_internal_largest_free: free as u64,
-        heap_internal_min_free: free as u64,
+        heap_total_free: free,
+        heap_internal_free: free,
+        heap_internal_largest_free: largest_region_free,
+        heap_internal_min_free: heap.size.saturating_sub(heap.max_usage) as u64,
         heap_spiram_free: 0,
         heap_spiram_largest_free: 0,
         heap_spiram_min_free: 0,
