@@ -15,6 +15,11 @@ Feature: Flashing over serial
     And topic "device/info/firmware_version" is "v17.3.0-rc1"
     And the console log contains "App version:      v17.3.0-rc1"
 
+  Scenario: An image file is flashed as it is
+    When the board is flashed with "fixtures/images/meterrig-v17.9.0-fixture.bin"
+    Then the device is online
+    And topic "device/info/firmware_version" is "v17.9.0-fixture"
+
   Scenario: Flashing through the ROM loader alone, without the flasher stub
     When the board is flashed through the ROM loader only with an app image of version "v17.3.1"
     Then the device is online

@@ -58,6 +58,17 @@ fn spec(version: &str) -> ImageSpec {
     spec
 }
 
+#[when(expr = "the board is flashed with {string}")]
+async fn flashed_with_file(w: &mut Rig, path: String) -> Result<()> {
+    let path = ctx().root.join(&path);
+    if let Some(obs) = &w.observer {
+        obs.clear();
+    }
+    let board = w.board()?;
+    tokio::task::block_in_place(|| board.flash_with(&path, &FlashHow::default()))?;
+    Ok(())
+}
+
 #[when(expr = "the board is flashed with an app image of version {string}")]
 async fn flashed(w: &mut Rig, version: String) -> Result<()> {
     w.flash_image(&spec(&version), false, FlashHow::default())?;
