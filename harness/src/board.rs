@@ -55,6 +55,8 @@ pub trait Board: Send {
     fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError>;
     /// Reads an output pin: level and PWM duty (None without PWM).
     fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError>;
+    /// A wire from output pin `from` to input pin `to` (virtual: placed now; real: must be on the board).
+    fn jumper(&mut self, from: u8, to: u8) -> Result<(), BoardError>;
     /// Flashes an image over the serial port (app image at 0x10000, or an ELF), then resets the board into it.
     fn flash(&mut self, image: &Path) -> Result<(), BoardError> {
         self.flash_with(image, &FlashHow::default()).map(|_| ())
@@ -371,6 +373,11 @@ impl Board for VirtualBoard {
         how: &FlashHow,
     ) -> Result<crate::flasher::FlashReport, BoardError> {
         self.flash_virtual(image, how)
+    }
+
+    fn jumper(&mut self, from: u8, to: u8) -> Result<(), BoardError> {
+        self.gpio(json!({"cmd": "jumper", "from": from, "to": to}))
+            .map(|_| ())
     }
 
     fn http_base(&self) -> Option<String> {

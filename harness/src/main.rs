@@ -530,6 +530,12 @@ async fn run(cli: Cli) -> Result<bool> {
                         format!("inventory '{}' has no [[wiring]]", inv.name),
                     ));
                 }
+                if inv.loopback.is_empty() {
+                    skip.push((
+                        "loopback",
+                        format!("inventory '{}' has no [[loopback]]", inv.name),
+                    ));
+                }
                 if inv.http.is_none() {
                     skip.push((
                         "http",

@@ -258,6 +258,23 @@ impl Board for SerialBoard {
         Ok((value == Value::Active, None))
     }
 
+    fn jumper(&mut self, from: u8, to: u8) -> Result<(), BoardError> {
+        let (a, b) = (self.inventory.board_pin(from), self.inventory.board_pin(to));
+        if self
+            .inventory
+            .loopback
+            .iter()
+            .any(|l| l.from == a && l.to == b)
+        {
+            Ok(())
+        } else {
+            Err(BoardError::Gpio(format!(
+                "no jumper from board pin {a} to {b} (scenario GPIO {from} -> {to}) in inventory '{}'",
+                self.inventory.name
+            )))
+        }
+    }
+
     fn flash_with(&mut self, image: &Path, how: &FlashHow) -> Result<FlashReport, BoardError> {
         if how.cut_power_after_blocks.is_some() {
             return self.power_off().map(|_| unreachable!());

@@ -580,6 +580,13 @@ async fn power_on(w: &mut Rig) -> Result<()> {
     Ok(())
 }
 
+#[given(expr = "GPIO {int} is jumpered to GPIO {int}")]
+async fn jumpered(w: &mut Rig, from: u8, to: u8) -> Result<()> {
+    let board = w.board()?;
+    tokio::task::block_in_place(|| board.jumper(from, to))?;
+    Ok(())
+}
+
 #[when("the board is reset")]
 async fn reset(w: &mut Rig) -> Result<()> {
     let board = w.board()?;

@@ -99,6 +99,8 @@ fn console_capture_and_reset_strategies_on_a_scripted_device() {
     assert!(matches!(board.power_off(), Err(BoardError::Unsupported(_))));
     let e = board.drive_input(14, true).unwrap_err().to_string();
     assert!(e.contains("no host line drives board pin 14"), "{e}");
+    let e = board.jumper(12, 14).unwrap_err().to_string();
+    assert!(e.contains("no jumper from board pin 12 to 14"), "{e}");
     drop(board);
 
     // RTS on a pseudo-terminal: the error names the fix.
@@ -114,6 +116,19 @@ fn console_capture_and_reset_strategies_on_a_scripted_device() {
 fn the_pin_map_and_missing_ports_are_reported() {
     let inv = inventory("/dev/does-not-exist", "console", "[pin_map]\n12 = 4\n");
     assert_eq!(inv.board_pin(12), 4);
+    let (port, _seen) = fake_device();
+    let jumpered = inventory(
+        &port,
+        "console",
+        "[pin_map]\n12 = 4\n14 = 6\n[[loopback]]\nfrom = 4\nto = 6\n",
+    );
+    let mut board = SerialBoard::open(jumpered).expect("open");
+    assert!(
+        board.jumper(12, 14).is_ok(),
+        "scenario pins map onto the inventory's jumper"
+    );
+    assert!(board.jumper(14, 12).is_err(), "a jumper has a direction");
+    drop(board);
     let e = SerialBoard::open(inv)
         .err()
         .expect("no such port")

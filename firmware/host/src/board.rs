@@ -313,7 +313,20 @@ impl Board {
                     self.lines
                         .configure(pin, mode.name(), mode.is_input(), mode.idle_level())
                 }
-                Action::SetPin { pin, level, duty } => self.lines.drive(pin, level, duty),
+                Action::SetPin { pin, level, duty } => {
+                    self.lines.drive(pin, level, duty);
+                    // A jumper carries the output to an input pin.
+                    if let Some(to) = self.lines.jumper_from(pin) {
+                        if self.lines.get(to).is_some_and(|l| l.is_input) {
+                            let level = duty.map_or(level, |d| d > 0);
+                            self.lines.set_input(to, level);
+                            queue.extend(
+                                self.engine
+                                    .handle(now_ms(), Event::PinChanged { pin: to, level }),
+                            );
+                        }
+                    }
+                }
                 Action::RequestFrame => {
                     let frame = self.engine.capture_simulated();
                     queue.extend(self.engine.handle(now_ms(), Event::Frame(frame)));

@@ -7,6 +7,8 @@
 //! - `{"cmd":"list"}`: `{"ok":true,"pins":[{...}, ...]}`.
 //! - `{"cmd":"watch"}`: `{"ok":true}`, then one `{"event":"pin","pin":4,"level":1,"duty":8191}` line for every
 //!   level/duty the firmware drives, until the client closes.
+//! - `{"cmd":"jumper","from":12,"to":14}`: a wire from an output pin to an input pin (it stays across reboots, like
+//!   a jumper on the board): the input follows the output from now on.
 //!
 //! Errors: `{"ok":false,"error":"..."}`; the connection stays usable.
 
@@ -34,6 +36,8 @@ pub struct Line {
 pub struct Lines {
     inner: Arc<Mutex<BTreeMap<u8, Line>>>,
     events: Option<broadcast::Sender<Value>>,
+    /// Jumpers: output pin -> input pin.
+    jumpers: Arc<Mutex<BTreeMap<u8, u8>>>,
 }
 
 /// A request to drive an input, answered by the board loop.
@@ -49,7 +53,13 @@ impl Lines {
         Lines {
             inner: Arc::default(),
             events: Some(tx),
+            jumpers: Arc::default(),
         }
+    }
+
+    /// The input pin a jumper connects to `pin`, if any.
+    pub fn jumper_from(&self, pin: u8) -> Option<u8> {
+        self.jumpers.lock().ok().and_then(|j| j.get(&pin).copied())
     }
 
     pub fn clear(&self) {
@@ -222,7 +232,44 @@ async fn handle(line: &str, lines: &Lines, drives: &mpsc::Sender<Drive>) -> Valu
                 Err(_) => err("the board did not answer"),
             }
         }
-        Some(other) => err(format!("unknown cmd '{other}' (set, get, list, watch)")),
-        None => err("\"cmd\" is required (set, get, list, watch)"),
+        Some("jumper") => {
+            let pin_of = |key: &str| {
+                req.get(key)
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u8::try_from(p).ok())
+            };
+            let (Some(from), Some(to)) = (pin_of("from"), pin_of("to")) else {
+                return err("\"from\" and \"to\" (0..255) are required");
+            };
+            if from == to {
+                return err("a jumper needs two different pins");
+            }
+            if let Ok(mut j) = lines.jumpers.lock() {
+                j.insert(from, to);
+            }
+            // The input takes the output's level at once, as a wire would.
+            if let (Some(out), Some(input)) = (lines.get(from), lines.get(to)) {
+                if !out.is_input && input.is_input {
+                    let level = out.duty.map_or(out.level, |d| d > 0);
+                    let (reply, rx) = oneshot::channel();
+                    if drives
+                        .send(Drive {
+                            pin: to,
+                            level,
+                            reply,
+                        })
+                        .await
+                        .is_ok()
+                    {
+                        let _ = rx.await;
+                    }
+                }
+            }
+            json!({"ok": true})
+        }
+        Some(other) => err(format!(
+            "unknown cmd '{other}' (set, get, list, watch, jumper)"
+        )),
+        None => err("\"cmd\" is required (set, get, list, watch, jumper)"),
     }
 }
