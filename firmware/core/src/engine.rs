@@ -951,6 +951,29 @@ impl Engine {
         let Some(level) = pin.input_changed(level, now) else {
             return;
         };
+        self.input_accepted(number, level);
+    }
+
+    /// Inputs whose held-back level has now lasted the debounce time.
+    fn settle_inputs(&mut self) {
+        let now = self.now_ms;
+        let settled: Vec<(u8, bool)> = self
+            .gpio
+            .pins
+            .iter_mut()
+            .filter(|p| p.config.mode.is_input())
+            .filter_map(|p| p.settle(now).map(|level| (p.config.number, level)))
+            .collect();
+        for (number, level) in settled {
+            self.input_accepted(number, level);
+        }
+    }
+
+    /// A debounced input change: log it, publish the state, and trigger a cycle on a trigger pin's falling edge.
+    fn input_accepted(&mut self, number: u8, level: bool) {
+        let Some(pin) = self.gpio.by_number_mut(number) else {
+            return;
+        };
         let (name, mode, state, exposed) = (
             pin.config.topic_name(),
             pin.config.mode,
@@ -976,6 +999,7 @@ impl Engine {
     // ---- process cycle ----
 
     fn on_tick(&mut self) {
+        self.settle_inputs();
         // After a quick reboot the broker may deliver the old connection's LWT after our birth, leaving a stale
         // retained `offline`: say `online` once more.
         if self.birth_again_at.is_some_and(|at| self.now_ms >= at) {

@@ -133,6 +133,8 @@ pub struct Pin {
     pub duty: u32,
     /// Time (ms) of the last accepted input edge, for debouncing.
     last_edge_ms: Option<u64>,
+    /// A level seen inside the debounce time, waiting to be accepted.
+    pending: Option<bool>,
 }
 
 /// Why a `ctrl` request was refused. The pin is unchanged.
@@ -187,6 +189,7 @@ impl Pin {
             level,
             duty: 0,
             last_edge_ms: None,
+            pending: None,
         }
     }
 
@@ -247,15 +250,36 @@ impl Pin {
         before != (self.level, self.duty)
     }
 
-    /// An input level seen at `now_ms`. Returns `Some(level)` when it is a debounced change.
+    /// An input level seen at `now_ms`. Returns `Some(level)` when it is a debounced change. A level seen within
+    /// the debounce time of the last accepted edge is held back; [`Pin::settle`] accepts it once it has lasted.
     pub fn input_changed(&mut self, level: bool, now_ms: u64) -> Option<bool> {
+        if let Some(last) = self.last_edge_ms {
+            if now_ms.saturating_sub(last) < u64::from(self.config.debounce_ms) {
+                // A bounce back to the accepted level cancels what was held back.
+                self.pending = (level != self.level).then_some(level);
+                return None;
+            }
+        }
+        self.pending = None;
         if level == self.level {
             return None;
         }
-        if let Some(last) = self.last_edge_ms {
-            if now_ms.saturating_sub(last) < u64::from(self.config.debounce_ms) {
-                return None;
-            }
+        self.last_edge_ms = Some(now_ms);
+        self.level = level;
+        Some(level)
+    }
+
+    /// A held-back level that has lasted the debounce time: accepted now (boards report edges, not levels, so
+    /// without this a real change right after a bounce would be lost).
+    pub fn settle(&mut self, now_ms: u64) -> Option<bool> {
+        let level = self.pending?;
+        let last = self.last_edge_ms.unwrap_or(0);
+        if now_ms.saturating_sub(last) < u64::from(self.config.debounce_ms) {
+            return None;
+        }
+        self.pending = None;
+        if level == self.level {
+            return None;
         }
         self.last_edge_ms = Some(now_ms);
         self.level = level;
@@ -408,8 +432,19 @@ mod tests {
         let mut p = pin(PinMode::Input, 5000);
         assert_eq!(p.input_changed(true, 1000), Some(true));
         assert_eq!(p.input_changed(false, 1100), None, "inside 200 ms debounce");
-        assert_eq!(p.input_changed(false, 1250), Some(false));
+        assert_eq!(p.settle(1150), None, "not lasted yet");
+        assert_eq!(
+            p.settle(1200),
+            Some(false),
+            "held for the debounce time: accepted"
+        );
         assert_eq!(p.input_changed(false, 5000), None, "no change");
+        // A bounce that returns to the accepted level within the window is forgotten.
+        assert_eq!(p.input_changed(true, 5000), Some(true));
+        assert_eq!(p.input_changed(false, 5050), None);
+        assert_eq!(p.input_changed(true, 5060), None);
+        assert_eq!(p.settle(9000), None);
+        assert!(p.level);
     }
 
     #[test]
