@@ -11,7 +11,7 @@ use std::time::Duration;
 use espflash::command::Command;
 use espflash::connection::{Connection, ResetAfterOperation, ResetBeforeOperation};
 use espflash::flasher::{FlashData, FlashSettings, Flasher};
-use espflash::image_format::{idf::IdfBootloaderFormat, ImageFormat};
+use espflash::image_format::{idf::IdfBootloaderFormat, Segment};
 use espflash::target::{Chip, ProgressCallbacks, XtalFrequency};
 use serialport::{SerialPortType, UsbPortInfo};
 
@@ -354,11 +354,8 @@ pub enum Payload {
         image: Vec<u8>,
         version: Option<String>,
     },
-    Elf {
-        elf: Vec<u8>,
-        /// A partition table CSV (default: espflash's, factory app at 0x10000).
-        partition_table: Option<PathBuf>,
-    },
+    /// Converted once, when loaded (the conversion also checks the ELF and the partition table).
+    Elf(ElfImage),
 }
 
 /// An ELF turned into what goes into flash.
@@ -451,12 +448,7 @@ impl Payload {
     pub fn regions(&self) -> Vec<(u32, usize)> {
         match self {
             Payload::App { image, .. } => vec![(APP_OFFSET, image.len())],
-            Payload::Elf {
-                elf,
-                partition_table,
-            } => elf_to_image(elf, partition_table.as_deref())
-                .map(|i| i.segments.iter().map(|(a, d)| (*a, d.len())).collect())
-                .unwrap_or_default(),
+            Payload::Elf(image) => image.segments.iter().map(|(a, d)| (*a, d.len())).collect(),
         }
     }
 }
@@ -473,12 +465,8 @@ pub fn load_payload(
         source,
     })?;
     if app_image::is_elf(&bytes) {
-        // Convert now, so a bad ELF is refused before the board is touched.
-        elf_to_image(&bytes, partition_table)?;
-        return Ok(Payload::Elf {
-            elf: bytes,
-            partition_table: partition_table.map(Path::to_path_buf),
-        });
+        // Converted now, so a bad ELF is refused before the board is touched.
+        return elf_to_image(&bytes, partition_table).map(Payload::Elf);
     }
     let info = match app_image::inspect(&bytes) {
         Ok(info) => info,
@@ -538,20 +526,16 @@ pub fn flash(
                 .map_err(|e| FlashError::Espflash(e.to_string()))?;
             (image.len(), version.clone())
         }
-        Payload::Elf {
-            elf,
-            partition_table,
-        } => {
-            let format = idf_format(elf, partition_table.as_deref())?;
-            let size = format
-                .clone()
-                .flash_segments()
-                .map(|s| s.data().len())
-                .sum();
+        Payload::Elf(image) => {
+            let segments: Vec<Segment<'_>> = image
+                .segments
+                .iter()
+                .map(|(addr, data)| Segment::new(*addr, data))
+                .collect();
             flasher
-                .load_image_to_flash(progress, ImageFormat::EspIdf(format))
+                .write_bins_to_flash(&segments, progress)
                 .map_err(|e| FlashError::Espflash(e.to_string()))?;
-            (size, None)
+            (image.segments.iter().map(|(_, d)| d.len()).sum(), None)
         }
     };
     let stub = opts.stub;

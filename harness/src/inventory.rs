@@ -39,6 +39,20 @@ pub enum ResetStrategy {
     None,
 }
 
+impl ResetStrategy {
+    /// How a flasher gets this board into its ROM loader.
+    pub fn before_flashing(self) -> crate::flasher::Before {
+        use crate::flasher::Before;
+        match self {
+            ResetStrategy::UsbJtag => Before::UsbReset,
+            ResetStrategy::Classic => Before::DefaultReset,
+            // No reset lines: ask the firmware to restart into its ROM loader.
+            ResetStrategy::Console => Before::Console,
+            ResetStrategy::None => Before::NoReset,
+        }
+    }
+}
+
 /// Which side drives a wired line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -348,12 +348,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 (Some(p), _) => p,
                 (None, Some(name)) => {
                     let inv = harness::inventory::Inventory::load(&repo_root(), &name)?;
-                    before = match inv.reset {
-                        harness::inventory::ResetStrategy::UsbJtag => flasher::Before::UsbReset,
-                        harness::inventory::ResetStrategy::Classic => flasher::Before::DefaultReset,
-                        harness::inventory::ResetStrategy::Console => flasher::Before::Console,
-                        harness::inventory::ResetStrategy::None => flasher::Before::NoReset,
-                    };
+                    before = inv.reset.before_flashing();
                     inv.resolve_port().map_err(anyhow::Error::msg)?
                 }
                 (None, None) => flasher::detect_port(true)?,

@@ -14,7 +14,7 @@ use gpiocdev::line::Value;
 use serialport::SerialPort;
 
 use crate::board::{Board, BoardError, FlashHow};
-use crate::flasher::{self, After, Before, FlashOptions, FlashReport};
+use crate::flasher::{self, After, FlashOptions, FlashReport};
 use crate::inventory::{Direction, Inventory, ResetStrategy};
 
 type Capture = Arc<Mutex<Vec<(Duration, String)>>>;
@@ -277,21 +277,16 @@ impl Board for SerialBoard {
 
     fn flash_with(&mut self, image: &Path, how: &FlashHow) -> Result<FlashReport, BoardError> {
         if how.cut_power_after_blocks.is_some() {
-            return self.power_off().map(|_| unreachable!());
+            return Err(BoardError::Unsupported(
+                "a power cut (a real board needs a relay the inventory does not describe)",
+            ));
         }
         let payload = flasher::load_payload(image, how.partition_table.as_deref(), how.force)?;
         self.detach();
-        let before = match self.inventory.reset {
-            ResetStrategy::UsbJtag => Before::UsbReset,
-            ResetStrategy::Classic => Before::DefaultReset,
-            // No reset lines: ask the firmware to restart into its ROM loader.
-            ResetStrategy::Console => Before::Console,
-            ResetStrategy::None => Before::NoReset,
-        };
         let opts = FlashOptions {
             port: self.port.clone(),
             baud: 921_600,
-            before,
+            before: self.inventory.reset.before_flashing(),
             after: After::HardReset,
             verify: true,
             stub: !how.no_stub,

@@ -261,12 +261,7 @@ impl Pin {
             }
         }
         self.pending = None;
-        if level == self.level {
-            return None;
-        }
-        self.last_edge_ms = Some(now_ms);
-        self.level = level;
-        Some(level)
+        self.accept(level, now_ms)
     }
 
     /// A held-back level that has lasted the debounce time: accepted now (boards report edges, not levels, so
@@ -278,6 +273,11 @@ impl Pin {
             return None;
         }
         self.pending = None;
+        self.accept(level, now_ms)
+    }
+
+    /// Takes `level` as the pin's debounced level: `Some(level)` when it is a change.
+    fn accept(&mut self, level: bool, now_ms: u64) -> Option<bool> {
         if level == self.level {
             return None;
         }

@@ -78,7 +78,8 @@ struct Board {
     mqtt_events: mpsc::Sender<MqttEvent>,
     mode: Mode,
     booted_at: Instant,
-    mac: String,
+    /// The factory MAC (the ROM loader's eFuse and the device info).
+    mac: [u8; 6],
     firmware_version: String,
     spi: SpiFlash,
     loader: RomLoader,
@@ -98,7 +99,7 @@ impl Board {
             sd_capacity_mb: 0,
             sd_partition_mb: 0,
             ip_address: "127.0.0.1".into(),
-            mac_address: self.mac.clone(),
+            mac_address: mac_text(&self.mac),
             firmware_version: self.firmware_version.clone(),
         }
     }
@@ -206,7 +207,7 @@ impl Board {
     fn enter_download(&mut self) {
         self.cut_mqtt();
         self.mode = Mode::Download;
-        self.loader = RomLoader::new(mac_bytes(&self.mac));
+        self.loader = RomLoader::new(self.mac);
         for line in uart::download_banner() {
             self.uart.line(&line);
         }
@@ -425,22 +426,16 @@ impl Board {
 }
 
 /// A locally administered MAC derived from the state directory, stable across restarts.
-fn mac_for(dir: &std::path::Path) -> String {
+fn mac_for(dir: &std::path::Path) -> [u8; 6] {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     dir.hash(&mut h);
     let b = h.finish().to_be_bytes();
-    format!(
-        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[0], b[1], b[2], b[3], b[4]
-    )
+    [0x02, b[0], b[1], b[2], b[3], b[4]]
 }
 
-fn mac_bytes(mac: &str) -> [u8; 6] {
-    let mut bytes = [0u8; 6];
-    for (b, part) in bytes.iter_mut().zip(mac.split(':')) {
-        *b = u8::from_str_radix(part, 16).unwrap_or(0);
-    }
-    bytes
+fn mac_text(mac: &[u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
 }
 
 /// Runs the board until SIGTERM / SIGINT (the reset button) or SIGKILL (power loss).
@@ -470,7 +465,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let mac = mac_for(flash.dir());
     let mut board = Board {
         engine: Engine::new(),
-        loader: RomLoader::new(mac_bytes(&mac)),
+        loader: RomLoader::new(mac),
         mac,
         firmware_version: HOST_FIRMWARE_VERSION.to_string(),
         spi,

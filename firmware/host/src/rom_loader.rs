@@ -98,6 +98,8 @@ enum Transfer {
         written: usize,
         next_seq: u32,
         inflate: Box<flate2::Decompress>,
+        /// Inflated output, reused for every block of the transfer.
+        scratch: Vec<u8>,
     },
     Mem,
     /// Stub READ_FLASH: packets go out as the host acknowledges them.
@@ -308,6 +310,7 @@ impl RomLoader {
                     written: 0,
                     next_seq: 0,
                     inflate: Box::new(flate2::Decompress::new(true)),
+                    scratch: vec![0u8; 64 * 1024],
                 };
                 Ok(Reply::ok())
             }
@@ -319,6 +322,7 @@ impl RomLoader {
                     written,
                     next_seq,
                     inflate,
+                    scratch,
                 } = &mut self.transfer
                 else {
                     return Err(rom_error::FAILED_TO_ACT);
@@ -328,12 +332,12 @@ impl RomLoader {
                 }
                 *next_seq += 1;
                 let mut input = payload;
-                let mut buf = vec![0u8; 64 * 1024];
+                let buf = scratch;
                 loop {
                     let before_in = inflate.total_in();
                     let before_out = inflate.total_out();
                     let status = inflate
-                        .decompress(input, &mut buf, flate2::FlushDecompress::None)
+                        .decompress(input, buf, flate2::FlushDecompress::None)
                         .map_err(|_| rom_error::DEFLATE)?;
                     let used = (inflate.total_in() - before_in) as usize;
                     let produced = (inflate.total_out() - before_out) as usize;

@@ -43,12 +43,16 @@ impl Rig {
         let path = self
             .image_file(spec, corrupt)
             .map_err(|e| BoardError::Start(format!("cannot write the image: {e:#}")))?;
+        self.flash_file(&path, &how)
+    }
+
+    fn flash_file(&mut self, path: &std::path::Path, how: &FlashHow) -> Result<(), BoardError> {
         if let Some(obs) = &self.observer {
             // What the board says from now on is about the new image.
             obs.clear();
         }
         let board = self.board.as_deref_mut().ok_or(BoardError::PoweredOff)?;
-        tokio::task::block_in_place(|| board.flash_with(&path, &how)).map(|_| ())
+        tokio::task::block_in_place(|| board.flash_with(path, how)).map(|_| ())
     }
 }
 
@@ -60,12 +64,7 @@ fn spec(version: &str) -> ImageSpec {
 
 #[when(expr = "the board is flashed with {string}")]
 async fn flashed_with_file(w: &mut Rig, path: String) -> Result<()> {
-    let path = ctx().root.join(&path);
-    if let Some(obs) = &w.observer {
-        obs.clear();
-    }
-    let board = w.board()?;
-    tokio::task::block_in_place(|| board.flash_with(&path, &FlashHow::default()))?;
+    w.flash_file(&ctx().root.join(&path), &FlashHow::default())?;
     Ok(())
 }
 
