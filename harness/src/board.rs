@@ -224,7 +224,13 @@ impl VirtualBoard {
         let seed_file = self.state_dir.join("seed-config.json");
         let mut args = Vec::new();
         if seed {
-            args.extend(["--config", seed_file.to_str().unwrap_or_default()]);
+            let seed_file = seed_file.to_str().ok_or_else(|| {
+                BoardError::Start(format!(
+                    "the state dir {} is not valid UTF-8",
+                    self.state_dir.display()
+                ))
+            })?;
+            args.extend(["--config", seed_file]);
         }
         if download {
             args.push("--download");
