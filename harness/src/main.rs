@@ -180,6 +180,14 @@ enum Command {
         /// Exit non-zero when the image is over --budget-kib.
         #[arg(long, requires = "budget_kib")]
         enforce_budget: bool,
+        /// Exit non-zero when the app image is over this many KiB (--from-elf): a regression guard that holds
+        /// while the budget itself is not met.
+        #[arg(long)]
+        ceiling_kib: Option<usize>,
+        /// The ELF of the platform alone (Wi-Fi, IP stack, console; no application): its image size is reported
+        /// and subtracted, so the report says what the application itself costs.
+        #[arg(long, requires = "from_elf")]
+        floor_elf: Option<PathBuf>,
         #[arg(long)]
         output: PathBuf,
         /// Project name in the app descriptor.
@@ -395,6 +403,8 @@ async fn run(cli: Cli) -> Result<bool> {
             partition_table,
             budget_kib,
             enforce_budget,
+            ceiling_kib,
+            floor_elf,
             output,
             ..
         } => {
@@ -424,6 +434,29 @@ async fn run(cli: Cli) -> Result<bool> {
                 kib(bss),
                 kib(iram)
             );
+            if let Some(floor_path) = floor_elf {
+                let floor_elf = std::fs::read(&floor_path)
+                    .with_context(|| format!("cannot read {}", floor_path.display()))?;
+                let floor = flasher::elf_to_image(&floor_elf, partition_table.as_deref())
+                    .with_context(|| format!("cannot convert {}", floor_path.display()))?;
+                println!(
+                    "platform floor ({}): {:.1} KiB; the application adds {:.1} KiB",
+                    floor_path.display(),
+                    kib(floor.app.len() as u64),
+                    kib(image.app.len() as u64) - kib(floor.app.len() as u64)
+                );
+            }
+            if let Some(ceiling) = ceiling_kib {
+                if image.app.len() > ceiling * 1024 {
+                    bail!(
+                        "the app image ({:.1} KiB) is over the {ceiling} KiB ceiling: something grew; \
+                         see what with `llvm-nm -S --size-sort -C {}`",
+                        kib(image.app.len() as u64),
+                        elf_path.display()
+                    );
+                }
+                println!("under the {ceiling} KiB ceiling");
+            }
             if let Some(budget) = budget_kib {
                 let over = image.app.len() as f64 / 1024.0 - budget as f64;
                 if over > 0.0 && enforce_budget {

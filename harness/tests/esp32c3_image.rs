@@ -64,3 +64,54 @@ fn the_esp32c3_firmware_image_boots_in_the_virtual_board() {
         "{log:?}"
     );
 }
+
+/// The size report CI prints: the platform floor is subtracted, and the ceiling fails the command when crossed.
+#[test]
+fn the_size_report_subtracts_the_floor_and_enforces_the_ceiling() {
+    let Some(elf) = elf() else {
+        eprintln!("skipped: set ESP32C3_ELF (and ESP32C3_FLOOR_ELF) to the built firmware");
+        return;
+    };
+    // Without the floor example built, the firmware stands in for it (the application then adds 0.0 KiB).
+    let floor = std::env::var_os("ESP32C3_FLOOR_ELF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| elf.clone());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!("hil-c3-size-{}.bin", std::process::id()));
+    let report = |ceiling: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hil"))
+            .arg("image")
+            .arg("--from-elf")
+            .arg(&elf)
+            .arg("--floor-elf")
+            .arg(&floor)
+            .arg("--partition-table")
+            .arg(root.join("firmware/esp32c3/partitions.csv"))
+            .args(["--budget-kib", "512", "--ceiling-kib", ceiling, "--output"])
+            .arg(&out)
+            .output()
+            .expect("run hil image")
+    };
+
+    let ok = report("4096");
+    let text = common::text(&ok);
+    assert!(ok.status.success(), "{text}");
+    let image_kib = std::fs::metadata(&out).expect("image written").len() as f64 / 1024.0;
+    let floor_line = text
+        .lines()
+        .find(|l| l.starts_with("platform floor"))
+        .unwrap_or_else(|| panic!("no floor line in {text}"));
+    let adds: f64 = floor_line
+        .rsplit("adds ")
+        .next()
+        .and_then(|rest| rest.trim_end_matches(" KiB").parse().ok())
+        .unwrap_or_else(|| panic!("no figure in {floor_line}"));
+    assert!(adds >= 0.0 && adds < image_kib, "{floor_line}");
+    assert!(text.contains("under the 4096 KiB ceiling"), "{text}");
+
+    let over = report("100");
+    let text = common::text(&over);
+    assert!(!over.status.success(), "{text}");
+    assert!(text.contains("over the 100 KiB ceiling"), "{text}");
+    let _ = std::fs::remove_file(&out);
+}

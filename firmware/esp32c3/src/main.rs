@@ -10,6 +10,7 @@ mod console;
 mod http;
 mod mqtt;
 mod net;
+mod panic;
 mod pins;
 mod storage;
 
