@@ -1374,8 +1374,11 @@ impl Engine {
             || old.gpio != self.config.gpio
             || old.sequences != self.config.sequences
         {
-            // Mark the old tree offline before leaving it; the new tree gets birth, info and discovery.
-            if self.mqtt_connected && old.mqtt.main_topic != self.config.mqtt.main_topic {
+            // Mark the old tree offline before leaving it (boards leave in order, with DISCONNECT, so the broker
+            // drops the will); the new tree gets birth, info and discovery.
+            let leaving = old.mqtt.main_topic != self.config.mqtt.main_topic
+                || self.mqtt_settings().is_none();
+            if self.mqtt_connected && leaving {
                 let topic = format!("{}/device/status/connection", old.mqtt.main_topic);
                 self.publish_abs(topic, OFFLINE.to_string(), true);
             }

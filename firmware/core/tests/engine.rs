@@ -944,7 +944,15 @@ fn main_topic_change_moves_the_tree() {
 fn disabling_mqtt_disconnects() {
     let mut b = Bench::online(&manual(json!({})));
     b.console("config set mqtt.enabled false");
-    assert!(b.all.contains(&Action::MqttDisconnect));
+    let offline = b.all.iter().position(|a| {
+        matches!(a, Action::Publish { topic, payload, retain: true, .. }
+            if topic.ends_with("/device/status/connection") && payload == "offline")
+    });
+    let disconnect = b.all.iter().position(|a| *a == Action::MqttDisconnect);
+    match (offline, disconnect) {
+        (Some(o), Some(d)) => assert!(o < d, "offline is published before leaving"),
+        _ => panic!("offline then MqttDisconnect expected: {:?}", b.all),
+    }
 }
 
 #[test]

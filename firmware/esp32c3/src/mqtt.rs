@@ -1,5 +1,6 @@
-//! MQTT 3.1.1 over embassy-net TCP with `net_proto::mqtt`: the engine's MqttConnect settings (LWT, client id,
-//! credentials, keepalive), QoS 1 publishes and subscriptions, PUBACKs, pings, reconnect with backoff.
+//! MQTT 3.1.1 over embassy-net TCP: `net_proto::session::Session` decides (CONNECT with the engine's LWT, client id,
+//! credentials and keepalive; QoS 1 publishes kept until acknowledged; PUBACKs; pings), this task carries it out
+//! and reconnects with backoff. The virtual board drives the same session, so the whole scenario suite exercises it.
 //! `mqtts://` needs TLS, which this port does not have yet: it says so on the console instead of connecting.
 
 use alloc::format;
@@ -12,10 +13,11 @@ use embassy_net::tcp::TcpSocket;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::Channel;
-use embassy_time::{Duration, Timer};
+use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::Write;
 use meter_core::engine::{Event, MqttSettings};
-use net_proto::mqtt::{self, Connect, Decoder, Outbox, Packet, Will};
+use net_proto::mqtt::{Connect, Will};
+use net_proto::session::{Output, Session};
 
 use crate::console;
 
@@ -51,14 +53,20 @@ pub fn start(spawner: &Spawner, stack: Stack<'static>) {
 async fn client(stack: Stack<'static>) {
     let mut settings: Option<MqttSettings> = None;
     let mut backoff = Duration::from_millis(100);
-    let mut inflight = Outbox::new(MAX_INFLIGHT);
+    let mut mqtt = Session::new(MAX_INFLIGHT, MAX_PACKET);
     let mut rx = alloc::vec![0u8; 4096];
     let mut tx = alloc::vec![0u8; 4096];
     loop {
-        // Wait for settings (or new ones) while disconnected.
+        // Wait for settings (or new ones) while disconnected; publishes meanwhile wait in the session.
         while settings.is_none() {
-            if let Command::Connect(s) = COMMANDS.receive().await {
-                settings = Some(s);
+            match COMMANDS.receive().await {
+                Command::Connect(s) => settings = Some(s),
+                Command::Publish {
+                    topic,
+                    payload,
+                    retain,
+                } => report(&mqtt.publish(&topic, &payload, retain, now_ms())),
+                Command::Disconnect | Command::Subscribe(_) => {}
             }
         }
         let Some(s) = settings.clone() else { continue };
@@ -69,7 +77,7 @@ async fn client(stack: Stack<'static>) {
             settings = None;
             continue;
         }
-        match session(stack, &s, &mut rx, &mut tx, &mut inflight).await {
+        match connection(stack, &s, &mut rx, &mut tx, &mut mqtt).await {
             Ended::NewSettings(next) => {
                 settings = next;
                 backoff = Duration::from_millis(100);
@@ -92,12 +100,26 @@ enum Ended {
     Lost(String),
 }
 
-async fn session(
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+/// Warnings go to the console; everything else a session says while disconnected is nothing to act on.
+fn report(outputs: &[Output]) {
+    for o in outputs {
+        if let Output::Warning(w) = o {
+            console::line(&format!("W (0) mqtt: {w}"));
+        }
+    }
+}
+
+/// One TCP connection: the session decides what to send and when; this carries it out.
+async fn connection(
     stack: Stack<'static>,
     s: &MqttSettings,
     rx: &mut [u8],
     tx: &mut [u8],
-    inflight: &mut Outbox,
+    mqtt: &mut Session,
 ) -> Ended {
     let addr = match stack
         .dns_query(&s.host, embassy_net::dns::DnsQueryType::A)
@@ -110,125 +132,87 @@ async fn session(
         },
     };
     let mut socket = TcpSocket::new(stack, rx, tx);
+    // A backstop for a peer that vanished mid-write; the session's pings notice a silent broker first.
     socket.set_timeout(Some(Duration::from_secs(
-        u64::from(s.keepalive_s.max(5)) * 3 / 2,
+        u64::from(s.keepalive_s.max(5)) * 2,
     )));
     if let Err(e) = socket.connect((addr, s.port)).await {
         return Ended::Lost(format!("cannot connect to {}:{}: {e:?}", s.host, s.port));
     }
-    let connect = mqtt::connect(&Connect {
-        client_id: &s.client_id,
-        keepalive_s: s.keepalive_s,
-        clean_session: false,
-        will: Some(Will {
-            topic: &s.lwt_topic,
-            payload: s.lwt_payload.as_bytes(),
-            qos: 1,
-            retain: true,
-        }),
-        username: s.username.as_deref(),
-        password: s.password.as_deref(),
-    });
+    let connect = mqtt.open(
+        &Connect {
+            client_id: &s.client_id,
+            keepalive_s: s.keepalive_s,
+            clean_session: false,
+            will: Some(Will {
+                topic: &s.lwt_topic,
+                payload: s.lwt_payload.as_bytes(),
+                qos: 1,
+                retain: true,
+            }),
+            username: s.username.as_deref(),
+            password: s.password.as_deref(),
+        },
+        now_ms(),
+    );
     if socket.write_all(&connect).await.is_err() {
+        mqtt.closed();
         return Ended::Lost("connection closed during CONNECT".into());
     }
-    let mut decoder = Decoder::new(MAX_PACKET);
     let mut buf = [0u8; 1024];
-    let mut subscription_id: u16 = 0;
-    let mut connected = false;
-    let ping_every = Duration::from_secs(u64::from(s.keepalive_s.max(5)) / 2);
     loop {
         let (mut reader, mut writer) = socket.split();
-        let event = select3(
+        let deadline = match mqtt.deadline() {
+            Some(ms) => Timer::at(Instant::from_millis(ms)),
+            None => Timer::after(Duration::from_secs(3600)),
+        };
+        let outputs = match select3(
             embedded_io_async::Read::read(&mut reader, &mut buf),
             COMMANDS.receive(),
-            Timer::after(ping_every),
+            deadline,
         )
-        .await;
-        match event {
+        .await
+        {
             Either3::First(Ok(0)) | Either3::First(Err(_)) => {
+                mqtt.closed();
                 return Ended::Lost("connection lost".into());
             }
-            Either3::First(Ok(n)) => {
-                decoder.feed(&buf[..n]);
-                loop {
-                    match decoder.next() {
-                        Ok(Some(Packet::ConnAck { code: 0, .. })) => {
-                            connected = true;
-                            console::line(&format!(
-                                "I (0) mqtt: connected to {}:{}",
-                                s.host, s.port
-                            ));
-                            for packet in inflight.resend() {
-                                if writer.write_all(&packet).await.is_err() {
-                                    return Ended::Lost("connection lost while resending".into());
-                                }
-                            }
-                            crate::EVENTS.send(Event::MqttConnected).await;
-                        }
-                        Ok(Some(Packet::PubAck(id))) => inflight.acked(id),
-                        Ok(Some(Packet::ConnAck { code, .. })) => {
-                            return Ended::Lost(format!(
-                                "broker refused the connection (CONNACK {code})"
-                            ));
-                        }
-                        Ok(Some(Packet::Publish(p))) => {
-                            if let Some(id) = p.packet_id {
-                                let _ = writer.write_all(&mqtt::puback(id)).await;
-                            }
-                            crate::EVENTS
-                                .send(Event::MqttMessage {
-                                    topic: p.topic,
-                                    payload: p.payload,
-                                })
-                                .await;
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(e) => return Ended::Lost(format!("bad packet from the broker: {e}")),
-                    }
-                }
+            Either3::First(Ok(n)) => mqtt.received(&buf[..n], now_ms()),
+            Either3::Second(Command::Connect(new)) => {
+                let _ = writer.write_all(&mqtt.disconnect()).await;
+                return Ended::NewSettings(Some(new));
             }
-            Either3::Second(cmd) => {
-                let bytes = match cmd {
-                    Command::Connect(new) => {
-                        let _ = writer.write_all(&mqtt::disconnect()).await;
-                        return Ended::NewSettings(Some(new));
-                    }
-                    Command::Disconnect => {
-                        let _ = writer.write_all(&mqtt::disconnect()).await;
-                        return Ended::NewSettings(None);
-                    }
-                    Command::Publish {
-                        topic,
-                        payload,
-                        retain,
-                    } => {
-                        // Kept until acknowledged; sent now if connected, else after CONNACK.
-                        let (packet, dropped) = inflight.publish(&topic, &payload, retain);
-                        if dropped.is_some() {
-                            console::line("W (0) mqtt: too many unacknowledged messages, the oldest is given up");
-                        }
-                        if !connected {
-                            continue;
-                        }
-                        packet
-                    }
-                    // The engine subscribes again on every MqttConnected.
-                    Command::Subscribe(_) if !connected => continue,
-                    Command::Subscribe(filter) => {
-                        subscription_id = subscription_id.wrapping_add(1).max(1);
-                        mqtt::subscribe(subscription_id, &filter, 1)
-                    }
-                };
-                if writer.write_all(&bytes).await.is_err() {
-                    return Ended::Lost("connection lost while sending".into());
-                }
+            Either3::Second(Command::Disconnect) => {
+                let _ = writer.write_all(&mqtt.disconnect()).await;
+                return Ended::NewSettings(None);
             }
-            Either3::Third(()) => {
-                if writer.write_all(&mqtt::pingreq()).await.is_err() {
-                    return Ended::Lost("connection lost (ping)".into());
+            Either3::Second(Command::Publish {
+                topic,
+                payload,
+                retain,
+            }) => mqtt.publish(&topic, &payload, retain, now_ms()),
+            Either3::Second(Command::Subscribe(filter)) => mqtt.subscribe(&filter, now_ms()),
+            Either3::Third(()) => mqtt.tick(now_ms()),
+        };
+        for output in outputs {
+            match output {
+                Output::Send(bytes) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        mqtt.closed();
+                        return Ended::Lost("connection lost while sending".into());
+                    }
                 }
+                Output::Connected { .. } => {
+                    console::line(&format!("I (0) mqtt: connected to {}:{}", s.host, s.port));
+                    crate::EVENTS.send(Event::MqttConnected).await;
+                }
+                Output::Message { topic, payload } => {
+                    crate::EVENTS
+                        .send(Event::MqttMessage { topic, payload })
+                        .await
+                }
+                Output::Warning(w) => console::line(&format!("W (0) mqtt: {w}")),
+                Output::Lost(why) => return Ended::Lost(why),
             }
         }
     }

@@ -72,6 +72,8 @@ struct Board {
     uart: Uart,
     lines: Lines,
     mqtt: Option<Connection>,
+    /// A connection leaving in order; the next one with the same client id waits for it.
+    retiring: Option<tokio::task::JoinHandle<()>>,
     mqtt_up: bool,
     last_mqtt_failure: Option<String>,
     generation: u64,
@@ -292,7 +294,11 @@ impl Board {
                     // `offline`) still goes out.
                     self.generation += 1;
                     self.mqtt_up = false;
-                    let predecessor = self.mqtt.take().map(Connection::retire);
+                    let predecessor = self
+                        .mqtt
+                        .take()
+                        .map(Connection::retire)
+                        .or_else(|| self.retiring.take());
                     match mqtt::connect(
                         &settings,
                         self.generation,
@@ -309,7 +315,12 @@ impl Board {
                         Err(e) => self.log(Level::Error, &format!("MQTT: cannot connect: {e:#}")),
                     }
                 }
-                Action::MqttDisconnect => self.cut_mqtt(),
+                Action::MqttDisconnect => {
+                    // Leaves in order, as a replaced connection does: the firmware's `offline` goes out first.
+                    self.generation += 1;
+                    self.mqtt_up = false;
+                    self.retiring = self.mqtt.take().map(Connection::retire);
+                }
                 Action::ConfigurePin { pin, mode } => {
                     self.lines
                         .configure(pin, mode.name(), mode.is_input(), mode.idle_level())
@@ -474,6 +485,7 @@ pub async fn run(opts: Options) -> Result<()> {
         uart,
         lines,
         mqtt: None,
+        retiring: None,
         mqtt_up: false,
         last_mqtt_failure: None,
         generation: 0,

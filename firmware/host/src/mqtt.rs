@@ -1,16 +1,30 @@
-//! The board's MQTT connection (v3.1.1, rumqttc): LWT `offline` retained, QoS 1, persistent session, reconnect with
-//! backoff after broker loss. Events carry the connection's generation so a replaced connection goes quiet.
+//! The board's MQTT connection: `net_proto::session::Session`, the same sans-IO MQTT 3.1.1 client the ESP32-C3 runs,
+//! driven over tokio TCP (TLS with rustls for `mqtts://`): LWT `offline` retained, QoS 1 kept until acknowledged and
+//! resent after a reconnect, persistent session, keepalive pings, reconnect with backoff after broker loss. Events
+//! carry the connection's generation so a replaced connection goes quiet.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use meter_core::MqttSettings;
-use rumqttc::{
-    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
+use net_proto::mqtt::{Connect, Will};
+use net_proto::session::{Output, Session};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+/// Publishes kept until acknowledged (the engine's output during a long broker outage fits).
+const MAX_INFLIGHT: usize = 4096;
+/// Oversized control payloads must reach the firmware to be refused there, not kill the connection.
+const MAX_PACKET: usize = 1024 * 1024 + 1024;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long a retiring connection may take to send what is queued and DISCONNECT.
+const RETIRE_WITHIN: Duration = Duration::from_secs(2);
 
 /// What the connection reports to the board loop.
 #[derive(Debug)]
@@ -20,9 +34,20 @@ pub enum MqttEvent {
     Message(u64, String, Vec<u8>),
 }
 
-/// A live connection: the client to publish with and the task driving it.
+enum Command {
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    },
+    Subscribe(String),
+    /// Send what is queued, then DISCONNECT (no LWT), and stop.
+    Leave,
+}
+
+/// A live connection: the queue to the task driving it.
 pub struct Connection {
-    pub client: AsyncClient,
+    commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
 }
 
@@ -36,10 +61,10 @@ impl Connection {
     /// returned handle ends when the connection is gone: a successor with the same client id waits for it, so the
     /// broker never sees the two sessions overlap (a takeover there can cost the new one its subscriptions).
     pub fn retire(self) -> JoinHandle<()> {
-        let _ = self.client.try_disconnect();
+        let _ = self.commands.send(Command::Leave);
         let mut task = self.task;
         tokio::spawn(async move {
-            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+            if tokio::time::timeout(RETIRE_WITHIN, &mut task)
                 .await
                 .is_err()
             {
@@ -49,15 +74,19 @@ impl Connection {
     }
 
     pub fn publish(&self, topic: String, payload: String, retain: bool) -> Result<()> {
-        self.client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload.into_bytes())
-            .map_err(|e| anyhow!("{e}"))
+        self.commands
+            .send(Command::Publish {
+                topic,
+                payload: payload.into_bytes(),
+                retain,
+            })
+            .map_err(|_| anyhow!("the MQTT connection task has ended"))
     }
 
     pub fn subscribe(&self, filter: String) -> Result<()> {
-        self.client
-            .try_subscribe(filter, QoS::AtLeastOnce)
-            .map_err(|e| anyhow!("{e}"))
+        self.commands
+            .send(Command::Subscribe(filter))
+            .map_err(|_| anyhow!("the MQTT connection task has ended"))
     }
 }
 
@@ -91,85 +120,223 @@ fn tls_config(s: &MqttSettings) -> Result<rustls::ClientConfig> {
 }
 
 /// Starts a connection with these settings, once `predecessor` (a retiring connection) is gone; events go to
-/// `events`. Publishes made meanwhile wait in the client's queue.
+/// `events`. Publishes made meanwhile wait in the session.
 pub fn connect(
     s: &MqttSettings,
     generation: u64,
     events: mpsc::Sender<MqttEvent>,
     predecessor: Option<JoinHandle<()>>,
 ) -> Result<Connection> {
-    let mut options = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
-    options.set_keep_alive(Duration::from_secs(u64::from(s.keepalive_s.max(5))));
-    options.set_last_will(LastWill::new(
-        s.lwt_topic.clone(),
-        s.lwt_payload,
-        QoS::AtLeastOnce,
-        true,
-    ));
-    options.set_clean_session(false);
-    // Oversized control payloads must reach the firmware to be refused there, not kill the connection.
-    options.set_max_packet_size(1024 * 1024, 1024 * 1024);
-    if let (Some(user), password) = (&s.username, &s.password) {
-        options.set_credentials(user.clone(), password.clone().unwrap_or_default());
-    }
-    if s.tls {
-        let config = tls_config(s)?;
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(config),
-        )));
-    }
-    let (client, mut eventloop) = AsyncClient::new(options, 4096);
-    // Small control messages must not wait for Nagle + delayed ACK (~40 ms each way on loopback).
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
+    let tls = match s.tls {
+        true => Some(TlsConnector::from(Arc::new(tls_config(s)?))),
+        false => None,
+    };
+    let (commands, queue) = mpsc::unbounded_channel();
+    let driver = Driver {
+        settings: s.clone(),
+        tls,
+        generation,
+        events,
+        queue,
+        session: Session::new(MAX_INFLIGHT, MAX_PACKET),
+        epoch: Instant::now(),
+        was_connected: false,
+    };
     let task = tokio::spawn(async move {
         if let Some(previous) = predecessor {
             let _ = previous.await;
         }
-        let mut backoff = Duration::from_millis(100);
-        let mut connected = false;
+        driver.run().await
+    });
+    Ok(Connection { commands, task })
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Why one TCP connection ended.
+enum Ended {
+    /// DISCONNECT sent (or the board let go of the connection): do not reconnect.
+    Left,
+    Lost(String),
+}
+
+/// Carries out what the session decides, one TCP connection after another.
+struct Driver {
+    settings: MqttSettings,
+    tls: Option<TlsConnector>,
+    generation: u64,
+    events: mpsc::Sender<MqttEvent>,
+    queue: mpsc::UnboundedReceiver<Command>,
+    session: Session,
+    epoch: Instant,
+    was_connected: bool,
+}
+
+impl Driver {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    async fn run(mut self) {
+        let mut backoff = BACKOFF_FIRST;
         loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    connected = true;
-                    backoff = Duration::from_millis(100);
-                    if events.send(MqttEvent::Connected(generation)).await.is_err() {
+            match self.connection().await {
+                Ended::Left => return,
+                Ended::Lost(why) => {
+                    // A connection that got as far as CONNACK starts the backoff over.
+                    if std::mem::take(&mut self.was_connected) {
+                        backoff = BACKOFF_FIRST;
+                    }
+                    self.session.closed();
+                    let event = MqttEvent::Disconnected(self.generation, why);
+                    if self.events.send(event).await.is_err() {
                         return;
                     }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if events
-                        .send(MqttEvent::Message(generation, p.topic, p.payload.to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                // Retired: DISCONNECT is on the wire; do not reconnect.
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-                Ok(_) => {}
-                Err(e) => {
-                    if connected {
-                        connected = false;
-                        if events
-                            .send(MqttEvent::Disconnected(generation, e.to_string()))
-                            .await
-                            .is_err()
-                        {
-                            return;
+                    // Publishes keep queueing in the session while it waits.
+                    let until = Instant::now() + backoff;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until) => break,
+                            cmd = self.queue.recv() => match cmd {
+                                None | Some(Command::Leave) => return,
+                                Some(cmd) => { let _ = self.command(cmd); }
+                            },
                         }
-                    } else {
-                        let _ = events
-                            .send(MqttEvent::Disconnected(generation, e.to_string()))
-                            .await;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
-    });
-    Ok(Connection { client, task })
+    }
+
+    async fn open(&self) -> Result<Box<dyn Stream>> {
+        let s = &self.settings;
+        let tcp = TcpStream::connect((s.host.as_str(), s.port))
+            .await
+            .with_context(|| format!("cannot connect to {}:{}", s.host, s.port))?;
+        // Small control messages must not wait for Nagle + delayed ACK (~40 ms each way on loopback).
+        tcp.set_nodelay(true).context("TCP_NODELAY")?;
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(s.host.clone())
+                    .with_context(|| format!("'{}' is not a valid TLS server name", s.host))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .with_context(|| format!("TLS handshake with {}:{}", s.host, s.port))?;
+                Ok(Box::new(stream))
+            }
+        }
+    }
+
+    /// One connection, from TCP connect to its end.
+    async fn connection(&mut self) -> Ended {
+        let mut stream = match self.open().await {
+            Ok(stream) => stream,
+            Err(e) => return Ended::Lost(format!("{e:#}")),
+        };
+        let s = self.settings.clone();
+        let now = self.now();
+        let connect = self.session.open(
+            &Connect {
+                client_id: &s.client_id,
+                keepalive_s: s.keepalive_s,
+                clean_session: false,
+                will: Some(Will {
+                    topic: &s.lwt_topic,
+                    payload: s.lwt_payload.as_bytes(),
+                    qos: 1,
+                    retain: true,
+                }),
+                username: s.username.as_deref(),
+                password: s.password.as_deref(),
+            },
+            now,
+        );
+        if let Err(e) = send(&mut stream, &connect).await {
+            return Ended::Lost(format!("connection lost during CONNECT: {e}"));
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let deadline = match self.session.deadline() {
+                Some(ms) => self.epoch + Duration::from_millis(ms),
+                None => Instant::now() + Duration::from_secs(3600),
+            };
+            let outputs = tokio::select! {
+                read = stream.read(&mut buf) => match read {
+                    Ok(0) => return Ended::Lost("the broker closed the connection".into()),
+                    Err(e) => return Ended::Lost(format!("connection lost: {e}")),
+                    Ok(n) => self.session.received(&buf[..n], self.now()),
+                },
+                cmd = self.queue.recv() => match cmd {
+                    // The board let go of the connection without retiring it: a cut.
+                    None => return Ended::Left,
+                    Some(Command::Leave) => {
+                        let bye = self.session.disconnect();
+                        let _ = send(&mut stream, &bye).await;
+                        let _ = stream.shutdown().await;
+                        return Ended::Left;
+                    }
+                    Some(cmd) => self.command(cmd),
+                },
+                _ = tokio::time::sleep_until(deadline) => self.session.tick(self.now()),
+            };
+            let mut written = false;
+            for output in outputs {
+                match output {
+                    Output::Send(bytes) => {
+                        if let Err(e) = stream.write_all(&bytes).await {
+                            return Ended::Lost(format!("connection lost while sending: {e}"));
+                        }
+                        written = true;
+                    }
+                    Output::Connected { .. } => {
+                        self.was_connected = true;
+                        if self
+                            .events
+                            .send(MqttEvent::Connected(self.generation))
+                            .await
+                            .is_err()
+                        {
+                            return Ended::Left;
+                        }
+                    }
+                    Output::Message { topic, payload } => {
+                        let event = MqttEvent::Message(self.generation, topic, payload);
+                        if self.events.send(event).await.is_err() {
+                            return Ended::Left;
+                        }
+                    }
+                    Output::Warning(w) => eprintln!("MQTT: {w}"),
+                    Output::Lost(why) => return Ended::Lost(why),
+                }
+            }
+            // TLS buffers what is written until flushed.
+            if written {
+                if let Err(e) = stream.flush().await {
+                    return Ended::Lost(format!("connection lost while sending: {e}"));
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) -> Vec<Output> {
+        let now = self.now();
+        match cmd {
+            Command::Publish {
+                topic,
+                payload,
+                retain,
+            } => self.session.publish(&topic, &payload, retain, now),
+            Command::Subscribe(filter) => self.session.subscribe(&filter, now),
+            Command::Leave => Vec::new(),
+        }
+    }
+}
+
+async fn send(stream: &mut Box<dyn Stream>, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }

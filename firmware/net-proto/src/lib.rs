@@ -7,3 +7,4 @@ extern crate alloc;
 
 pub mod http;
 pub mod mqtt;
+pub mod session;

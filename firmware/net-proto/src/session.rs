@@ -1,0 +1,524 @@
+//! The client side of an MQTT 3.1.1 connection, sans-IO: bytes and commands in, bytes to send and what happened out,
+//! time passed in as milliseconds. A board opens a socket, sends what [`Session::open`] returns, then feeds it what
+//! the socket reads and what the device wants, sends every [`Output::Send`] in order, and calls [`Session::tick`] at
+//! [`Session::deadline`]. QoS 1 publishes outlive connections (resent with DUP after the next CONNACK, as a
+//! persistent session promises); keepalive is kept by the client's own sending, whatever the broker sends.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::mqtt::{self, Connect, Decoder, Outbox, Packet};
+
+/// How long a broker has to answer CONNECT, at least (longer when the keepalive is longer).
+pub const CONNACK_TIMEOUT_MS: u64 = 10_000;
+
+/// What the board has to do, or learns, after an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes for the socket, in this order.
+    Send(Vec<u8>),
+    /// The broker accepted the connection; publishes it had not acknowledged were sent again.
+    Connected { session_present: bool },
+    /// An application message (a QoS 1 one is acknowledged in a `Send` before this).
+    Message { topic: String, payload: Vec<u8> },
+    /// The connection is unusable: close the socket, reconnect later. Unacknowledged publishes are kept.
+    Lost(String),
+    /// Worth a log line; the connection goes on.
+    Warning(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed,
+    AwaitingConnAck { since_ms: u64 },
+    Connected,
+}
+
+/// One client's session with a broker, across the TCP connections it takes.
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+    decoder: Decoder,
+    max_packet: usize,
+    outbox: Outbox,
+    keepalive_ms: u64,
+    last_sent_ms: u64,
+    ping_sent_ms: Option<u64>,
+    subscription_id: u16,
+}
+
+impl Session {
+    /// `max_inflight` unacknowledged publishes are kept (beyond, the oldest is given up); packets from the broker
+    /// longer than `max_packet` bytes end the connection.
+    pub fn new(max_inflight: usize, max_packet: usize) -> Session {
+        Session {
+            state: State::Closed,
+            decoder: Decoder::new(max_packet),
+            max_packet,
+            outbox: Outbox::new(max_inflight),
+            keepalive_ms: 0,
+            last_sent_ms: 0,
+            ping_sent_ms: None,
+            subscription_id: 0,
+        }
+    }
+
+    /// A new connection: the CONNECT packet to send first. Anything left of the previous connection is dropped but
+    /// the unacknowledged publishes.
+    pub fn open(&mut self, connect: &Connect<'_>, now_ms: u64) -> Vec<u8> {
+        self.decoder = Decoder::new(self.max_packet);
+        self.keepalive_ms = u64::from(connect.keepalive_s) * 1000;
+        self.state = State::AwaitingConnAck { since_ms: now_ms };
+        self.last_sent_ms = now_ms;
+        self.ping_sent_ms = None;
+        mqtt::connect(connect)
+    }
+
+    /// The socket is gone (closed, reset, timed out): nothing more is sent on it.
+    pub fn closed(&mut self) {
+        self.state = State::Closed;
+        self.ping_sent_ms = None;
+    }
+
+    /// Leaving in order: the DISCONNECT to send (the broker then drops the will). Empty when not connected.
+    pub fn disconnect(&mut self) -> Vec<u8> {
+        let was = self.state;
+        self.closed();
+        match was {
+            State::Closed => Vec::new(),
+            _ => mqtt::disconnect(),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// Publishes kept until the broker acknowledges them.
+    pub fn unacknowledged(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Bytes read from the socket.
+    pub fn received(&mut self, bytes: &[u8], now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.state == State::Closed {
+            return out;
+        }
+        self.decoder.feed(bytes);
+        loop {
+            match self.decoder.next() {
+                Ok(Some(packet)) => {
+                    self.packet(packet, now_ms, &mut out);
+                    if self.state == State::Closed {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.lost(format!("bad packet from the broker: {e}"), &mut out);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn packet(&mut self, packet: Packet, now_ms: u64, out: &mut Vec<Output>) {
+        match (packet, self.state) {
+            (
+                Packet::ConnAck {
+                    code: 0,
+                    session_present,
+                },
+                State::AwaitingConnAck { .. },
+            ) => {
+                self.state = State::Connected;
+                out.push(Output::Connected { session_present });
+                let resend: Vec<u8> = self.outbox.resend().flatten().collect();
+                if !resend.is_empty() {
+                    self.sent(resend, now_ms, out);
+                }
+            }
+            (Packet::ConnAck { code, .. }, State::AwaitingConnAck { .. }) => self.lost(
+                format!(
+                    "the broker refused the connection: CONNACK {code} ({})",
+                    refusal(code)
+                ),
+                out,
+            ),
+            (Packet::ConnAck { .. }, _) => self.lost("a second CONNACK".into(), out),
+            (_, State::AwaitingConnAck { .. }) => {
+                self.lost("the broker sent a packet before CONNACK".into(), out)
+            }
+            (Packet::PubAck(id), _) => self.outbox.acked(id),
+            (Packet::PingResp, _) => self.ping_sent_ms = None,
+            (Packet::Publish(p), _) if p.qos > 1 => self.lost(
+                format!(
+                    "a QoS {} PUBLISH on {} (subscribed at QoS 1)",
+                    p.qos, p.topic
+                ),
+                out,
+            ),
+            (Packet::Publish(p), _) => {
+                if let Some(id) = p.packet_id {
+                    self.sent(mqtt::puback(id), now_ms, out);
+                }
+                out.push(Output::Message {
+                    topic: p.topic,
+                    payload: p.payload,
+                });
+            }
+            (Packet::SubAck { packet_id, codes }, _) => {
+                if codes.contains(&0x80) {
+                    out.push(Output::Warning(format!(
+                        "the broker refused subscription {packet_id}"
+                    )));
+                }
+            }
+            (Packet::Other(kind), _) => self.lost(
+                format!("unexpected packet type {kind} from the broker"),
+                out,
+            ),
+        }
+    }
+
+    /// A QoS 1 publish: sent now when connected, else after the next CONNACK; kept until acknowledged.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+        now_ms: u64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let (packet, dropped) = self.outbox.publish(topic, payload, retain);
+        if let Some(id) = dropped {
+            out.push(Output::Warning(format!(
+                "too many unacknowledged publishes: message {id} is given up"
+            )));
+        }
+        if self.state == State::Connected {
+            self.sent(packet, now_ms, &mut out);
+        }
+        out
+    }
+
+    /// Subscribes at QoS 1 when connected. Not queued otherwise: a device subscribes after every `Connected`.
+    pub fn subscribe(&mut self, filter: &str, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.state == State::Connected {
+            self.subscription_id = self.subscription_id.wrapping_add(1).max(1);
+            self.sent(
+                mqtt::subscribe(self.subscription_id, filter, 1),
+                now_ms,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// Time has passed: a PINGREQ when the client has been quiet for half the keepalive, or the connection is lost
+    /// when the broker leaves CONNECT or PINGREQ unanswered.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        match self.state {
+            State::Closed => {}
+            State::AwaitingConnAck { since_ms } => {
+                let limit = self.connack_timeout_ms();
+                if now_ms.saturating_sub(since_ms) >= limit {
+                    self.lost(format!("no CONNACK within {} s", limit / 1000), &mut out);
+                }
+            }
+            State::Connected if self.keepalive_ms == 0 => {}
+            State::Connected => match self.ping_sent_ms {
+                Some(sent) if now_ms.saturating_sub(sent) >= self.keepalive_ms => self.lost(
+                    format!(
+                        "no PINGRESP within the keepalive ({} s)",
+                        self.keepalive_ms / 1000
+                    ),
+                    &mut out,
+                ),
+                Some(_) => {}
+                None if now_ms.saturating_sub(self.last_sent_ms) >= self.keepalive_ms / 2 => {
+                    self.ping_sent_ms = Some(now_ms);
+                    self.sent(mqtt::pingreq(), now_ms, &mut out);
+                }
+                None => {}
+            },
+        }
+        out
+    }
+
+    /// When [`Session::tick`] has something to do next (milliseconds, same clock), if ever.
+    pub fn deadline(&self) -> Option<u64> {
+        match self.state {
+            State::Closed => None,
+            State::AwaitingConnAck { since_ms } => Some(since_ms + self.connack_timeout_ms()),
+            State::Connected if self.keepalive_ms == 0 => None,
+            State::Connected => Some(match self.ping_sent_ms {
+                Some(sent) => sent + self.keepalive_ms,
+                None => self.last_sent_ms + self.keepalive_ms / 2,
+            }),
+        }
+    }
+
+    fn connack_timeout_ms(&self) -> u64 {
+        self.keepalive_ms.max(CONNACK_TIMEOUT_MS)
+    }
+
+    fn sent(&mut self, bytes: Vec<u8>, now_ms: u64, out: &mut Vec<Output>) {
+        self.last_sent_ms = now_ms;
+        out.push(Output::Send(bytes));
+    }
+
+    fn lost(&mut self, why: String, out: &mut Vec<Output>) {
+        self.closed();
+        out.push(Output::Lost(why));
+    }
+}
+
+/// CONNACK return codes of MQTT 3.1.1 (3.2.2.3).
+fn refusal(code: u8) -> &'static str {
+    match code {
+        1 => "unacceptable protocol version",
+        2 => "client identifier rejected",
+        3 => "server unavailable",
+        4 => "bad user name or password",
+        5 => "not authorized",
+        _ => "unknown code",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use crate::mqtt::Will;
+
+    const CONNACK: [u8; 4] = [0x20, 2, 0, 0];
+    const PINGRESP: [u8; 2] = [0xD0, 0];
+
+    fn connect(keepalive_s: u16) -> Connect<'static> {
+        Connect {
+            client_id: "meter",
+            keepalive_s,
+            clean_session: false,
+            will: Some(Will {
+                topic: "meter/connection",
+                payload: b"offline",
+                qos: 1,
+                retain: true,
+            }),
+            username: None,
+            password: None,
+        }
+    }
+
+    fn sends(out: &[Output]) -> Vec<Vec<u8>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send(b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn connected(keepalive_s: u16) -> Session {
+        let mut s = Session::new(8, 4096);
+        let _ = s.open(&connect(keepalive_s), 0);
+        let out = s.received(&CONNACK, 0);
+        assert_eq!(
+            out,
+            vec![Output::Connected {
+                session_present: false
+            }]
+        );
+        s
+    }
+
+    #[test]
+    fn publishes_wait_for_the_connack_and_are_resent_with_dup_after_a_reconnect() {
+        let mut s = Session::new(8, 4096);
+        let first = s.open(&connect(30), 0);
+        assert_eq!(first[0], 0x10, "CONNECT first");
+        assert!(
+            sends(&s.publish("t/a", b"1", true, 5)).is_empty(),
+            "not before CONNACK"
+        );
+        let out = s.received(&CONNACK, 10);
+        assert_eq!(
+            out[0],
+            Output::Connected {
+                session_present: false
+            }
+        );
+        assert_eq!(
+            sends(&out),
+            vec![mqtt::with_dup(&mqtt::publish("t/a", b"1", 1, true, 1))]
+        );
+
+        // Lost before the PUBACK: it goes again, with DUP, on the next connection.
+        s.closed();
+        assert!(sends(&s.publish("t/b", b"2", false, 20)).is_empty());
+        let _ = s.open(&connect(30), 30);
+        let out = s.received(&[0x20, 2, 1, 0], 40);
+        assert_eq!(
+            out[0],
+            Output::Connected {
+                session_present: true
+            }
+        );
+        let resent = sends(&out).concat();
+        let expected = [
+            mqtt::with_dup(&mqtt::publish("t/a", b"1", 1, true, 1)),
+            mqtt::with_dup(&mqtt::publish("t/b", b"2", 1, false, 2)),
+        ]
+        .concat();
+        assert_eq!(resent, expected);
+
+        let _ = s.received(&[0x40, 2, 0, 1, 0x40, 2, 0, 2], 50);
+        assert_eq!(s.unacknowledged(), 0);
+    }
+
+    #[test]
+    fn keepalive_pings_even_while_the_broker_keeps_sending() {
+        let mut s = connected(10);
+        assert_eq!(s.deadline(), Some(5_000));
+        // The broker sends every second; the client itself sends nothing.
+        let message = mqtt::publish("meter/ctrl", b"x", 0, false, 0);
+        for t in 1..5 {
+            assert!(sends(&s.received(&message, t * 1000)).is_empty());
+            assert!(s.tick(t * 1000).is_empty());
+        }
+        let out = s.tick(5_000);
+        assert_eq!(sends(&out), vec![mqtt::pingreq()]);
+        assert_eq!(
+            s.deadline(),
+            Some(15_000),
+            "waits a keepalive for the PINGRESP"
+        );
+        assert!(s.tick(9_000).is_empty(), "one PINGREQ at a time");
+        let _ = s.received(&PINGRESP, 9_500);
+        assert_eq!(
+            s.deadline(),
+            Some(10_000),
+            "next ping half a keepalive after the last send"
+        );
+    }
+
+    #[test]
+    fn sending_counts_as_keepalive() {
+        let mut s = connected(10);
+        let _ = s.publish("t", b"v", false, 4_000);
+        assert!(s.tick(5_000).is_empty());
+        assert_eq!(s.deadline(), Some(9_000));
+    }
+
+    #[test]
+    fn an_unanswered_ping_loses_the_connection() {
+        let mut s = connected(4);
+        assert_eq!(sends(&s.tick(2_000)), vec![mqtt::pingreq()]);
+        let out = s.tick(6_000);
+        assert!(
+            matches!(&out[..], [Output::Lost(why)] if why.contains("PINGRESP")),
+            "{out:?}"
+        );
+        assert!(!s.is_connected());
+        assert_eq!(s.deadline(), None);
+    }
+
+    #[test]
+    fn an_unanswered_connect_and_a_refusal_lose_the_connection() {
+        let mut s = Session::new(8, 4096);
+        let _ = s.open(&connect(30), 1_000);
+        assert_eq!(s.deadline(), Some(31_000));
+        assert!(matches!(&s.tick(31_000)[..], [Output::Lost(why)] if why.contains("no CONNACK")));
+
+        let _ = s.open(&connect(5), 0);
+        assert_eq!(s.deadline(), Some(CONNACK_TIMEOUT_MS));
+        let out = s.received(&[0x20, 2, 0, 5], 10);
+        assert!(
+            matches!(&out[..], [Output::Lost(why)] if why.contains("CONNACK 5 (not authorized)")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn incoming_qos1_is_acknowledged_before_it_is_delivered() {
+        let mut s = connected(30);
+        let mut bytes = mqtt::publish("meter/ctrl/cycle_start", b"{}", 1, false, 7);
+        let split = bytes.split_off(3);
+        assert!(s.received(&bytes, 1).is_empty(), "half a packet");
+        let out = s.received(&split, 2);
+        assert_eq!(
+            out,
+            vec![
+                Output::Send(mqtt::puback(7)),
+                Output::Message {
+                    topic: "meter/ctrl/cycle_start".into(),
+                    payload: b"{}".to_vec()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn protocol_violations_lose_the_connection() {
+        let mut s = Session::new(8, 4096);
+        let _ = s.open(&connect(30), 0);
+        assert!(
+            matches!(&s.received(&PINGRESP, 1)[..], [Output::Lost(why)] if why.contains("before CONNACK"))
+        );
+
+        let mut s = connected(30);
+        assert!(matches!(&s.received(&CONNACK, 1)[..], [Output::Lost(_)]));
+
+        let mut s = connected(30);
+        let qos2 = mqtt::publish("t", b"x", 2, false, 3);
+        assert!(matches!(&s.received(&qos2, 1)[..], [Output::Lost(why)] if why.contains("QoS 2")));
+
+        let mut s = connected(30);
+        let out = s.received(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], 1);
+        assert!(
+            matches!(&out[..], [Output::Lost(why)] if why.contains("bad packet")),
+            "{out:?}"
+        );
+        assert!(s.received(&CONNACK, 2).is_empty(), "nothing after the loss");
+    }
+
+    #[test]
+    fn subscriptions_are_sent_only_when_connected_and_refusals_are_reported() {
+        let mut s = Session::new(8, 4096);
+        assert!(s.subscribe("meter/ctrl/#", 0).is_empty());
+        let _ = s.open(&connect(30), 0);
+        assert!(s.subscribe("meter/ctrl/#", 0).is_empty());
+        let _ = s.received(&CONNACK, 1);
+        assert_eq!(
+            sends(&s.subscribe("meter/ctrl/#", 2)),
+            vec![mqtt::subscribe(1, "meter/ctrl/#", 1)]
+        );
+        let out = s.received(&[0x90, 3, 0, 1, 0x80], 3);
+        assert!(matches!(&out[..], [Output::Warning(w)] if w.contains("refused subscription 1")));
+        assert!(s.is_connected());
+    }
+
+    #[test]
+    fn a_full_outbox_gives_up_the_oldest_and_says_so() {
+        let mut s = Session::new(2, 4096);
+        let _ = s.publish("t", b"1", false, 0);
+        let _ = s.publish("t", b"2", false, 0);
+        let out = s.publish("t", b"3", false, 0);
+        assert!(matches!(&out[..], [Output::Warning(w)] if w.contains("message 1 is given up")));
+        assert_eq!(s.unacknowledged(), 2);
+    }
+
+    #[test]
+    fn disconnect_is_sent_only_on_an_open_connection() {
+        let mut s = connected(30);
+        assert_eq!(s.disconnect(), mqtt::disconnect());
+        assert!(s.disconnect().is_empty());
+        assert!(sends(&s.tick(100_000)).is_empty());
+    }
+}
