@@ -11,11 +11,12 @@ use crate::broker::BrokerTarget;
 use crate::observer::Observer;
 
 fn config(broker: &BrokerTarget, topic: &str) -> serde_json::Value {
+    // Client ids without '/': rumqttd 0.20 (the embedded broker) panics on them and then refuses everyone.
     json!({
         "operationmode": {"opmode": 0},
         "digit": {"sequence": [{"sequenceid": 0, "roi": [{"name": "d1"}, {"name": "d2"}]}]},
         "analog": {"sequence": [{"sequenceid": 0, "roi": []}]},
-        "mqtt": {"enabled": true, "uri": broker.uri(), "maintopic": topic, "clientid": topic},
+        "mqtt": {"enabled": true, "uri": broker.uri(), "maintopic": topic, "clientid": topic.replace('/', "-")},
         "gpio": {"gpiopin": [{"gpionumber": 13, "pinenabled": true, "pinmode": "output-pwm", "exposetomqtt": true}]},
         "network": {"time": {"timezone": "UTC0"}}
     })
