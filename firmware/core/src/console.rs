@@ -23,6 +23,41 @@ use serde_json::Value;
 pub const HELP: &str = "commands: help | status | frame <seq> digits=<v,..> analogs=<v,..> | frame <seq> align=fail | \
 config get <path> | config set <path> <json> | config merge <json object> | factory-reset | reboot | download";
 
+/// The longest console line: a whole `config merge` document with TLS certificates and key fits.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Console bytes to lines, the same on every board: CR, LF or CRLF end a line, blank lines are dropped, bytes that
+/// are not UTF-8 become U+FFFD. A line longer than [`MAX_LINE`] is kept only to `MAX_LINE + 1` bytes, so [`parse`]
+/// refuses it as `too-long` instead of running a truncated command, and memory stays bounded.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// The lines these bytes complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                if !line.trim().is_empty() {
+                    lines.push(line);
+                }
+            } else if self.partial.len() <= MAX_LINE {
+                self.partial.push(b);
+            }
+        }
+        lines
+    }
+
+    /// Forgets a partly typed line (the board restarted).
+    pub fn clear(&mut self) {
+        self.partial.clear();
+    }
+}
+
 /// One ROI value as typed: a number or `N`.
 pub type Value10 = Option<f64>;
 
@@ -74,8 +109,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     if line.is_empty() {
         return Ok(None);
     }
-    if line.len() > 8192 {
-        return Err(err("too-long", "line longer than 8192 bytes"));
+    if line.len() > MAX_LINE {
+        return Err(err(
+            "too-long",
+            alloc::format!("line longer than {MAX_LINE} bytes"),
+        ));
     }
     let (word, rest) = split_word(line);
     let cmd = match word {
@@ -240,6 +278,42 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn lines_end_at_cr_lf_or_crlf_across_reads() {
+        let mut lines = LineSplitter::default();
+        assert!(lines.feed(b"sta").is_empty());
+        assert_eq!(
+            lines.feed(b"tus\r\nhelp\n\r\n  \rreboot\r"),
+            ["status", "help", "reboot"]
+        );
+        assert_eq!(lines.feed(b"caf\xC3\xA9 \xFF\n"), ["caf\u{e9} \u{fffd}"]);
+        let _ = lines.feed(b"half a line");
+        lines.clear();
+        assert_eq!(lines.feed(b"help\n"), ["help"]);
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused_whole_and_the_next_one_works() {
+        let mut lines = LineSplitter::default();
+        let mut long = b"config merge {\"x\": \"".to_vec();
+        long.extend(core::iter::repeat_n(b'a', 3 * MAX_LINE));
+        long.extend_from_slice(b"\"}\nstatus\n");
+        let got = lines.feed(&long);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), MAX_LINE + 1, "kept bounded");
+        assert_eq!(parse(&got[0]).unwrap_err().code, "too-long");
+        assert_eq!(parse(&got[1]), Ok(Some(Command::Status)));
+
+        // A line of exactly MAX_LINE bytes is still a line.
+        let exact = alloc::format!("config merge {{\"x\": \"{}\"}}", "a".repeat(MAX_LINE - 22));
+        assert_eq!(exact.len(), MAX_LINE);
+        let got = lines.feed(alloc::format!("{exact}\n").as_bytes());
+        assert!(matches!(
+            parse(&got[0]),
+            Ok(Some(Command::ConfigMerge { .. }))
+        ));
+    }
+
+    #[test]
     fn simple_commands() {
         assert_eq!(parse("help"), Ok(Some(Command::Help)));
         assert_eq!(parse("  status \r"), Ok(Some(Command::Status)));
@@ -324,6 +398,9 @@ mod tests {
     fn unknown_and_extra() {
         assert_eq!(parse("fly").unwrap_err().code, "unknown-command");
         assert_eq!(parse("status now").unwrap_err().code, "bad-args");
-        assert_eq!(parse(&"x".repeat(9000)).unwrap_err().code, "too-long");
+        assert_eq!(
+            parse(&"x".repeat(MAX_LINE + 1)).unwrap_err().code,
+            "too-long"
+        );
     }
 }

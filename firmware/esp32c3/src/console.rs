@@ -2,7 +2,6 @@
 //! out as `\r\n`-terminated lines.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use embassy_executor::Spawner;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -11,11 +10,10 @@ use embedded_io_async::{Read, Write};
 use esp_hal::peripherals::USB_DEVICE;
 use esp_hal::usb::usb_serial_jtag::{UsbSerialJtag, UsbSerialJtagRx, UsbSerialJtagTx};
 use esp_hal::Async;
+use meter_core::console::LineSplitter;
 use meter_core::engine::Event;
 
 static OUT: Channel<CriticalSectionRawMutex, String, 32> = Channel::new();
-/// Long enough for a whole config document (`config merge`, as the rig sends it).
-const MAX_LINE: usize = 16 * 1024;
 
 /// Queues a line for the console; dropped when the host does not read (a full queue must not stall the device).
 pub fn line(text: &str) {
@@ -30,20 +28,12 @@ pub fn start(spawner: &Spawner, usb: USB_DEVICE<'static>) {
 
 #[embassy_executor::task]
 async fn reader(mut rx: UsbSerialJtagRx<'static, Async>) {
-    let mut partial: Vec<u8> = Vec::new();
+    let mut lines = LineSplitter::default();
     let mut buf = [0u8; 64];
     loop {
         let Ok(n) = rx.read(&mut buf).await;
-        for &b in &buf[..n] {
-            if b == b'\n' || b == b'\r' {
-                if !partial.is_empty() {
-                    let text = String::from_utf8_lossy(&partial).into_owned();
-                    partial.clear();
-                    crate::EVENTS.send(Event::ConsoleLine(text)).await;
-                }
-            } else if partial.len() < MAX_LINE {
-                partial.push(b);
-            }
+        for line in lines.feed(&buf[..n]) {
+            crate::EVENTS.send(Event::ConsoleLine(line)).await;
         }
     }
 }

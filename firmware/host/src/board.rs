@@ -21,7 +21,8 @@ use crate::http::{self, Exchange};
 use crate::mqtt::{self, Connection, MqttEvent};
 use crate::rom_loader::{Output, RomLoader};
 use crate::spi_flash::SpiFlash;
-use crate::uart::{self, LineSplitter, Pty, Uart};
+use crate::uart::{self, Pty, Uart};
+use meter_core::console::LineSplitter;
 
 /// What the firmware reports as its version when no image was flashed (the factory firmware).
 pub const HOST_FIRMWARE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-host");

@@ -66,34 +66,6 @@ impl Uart {
     }
 }
 
-/// Splits console input into lines (CR, LF or CRLF end a line; blank lines are dropped).
-#[derive(Debug, Default)]
-pub struct LineSplitter {
-    partial: Vec<u8>,
-}
-
-impl LineSplitter {
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
-        for &b in bytes {
-            if b == b'\n' || b == b'\r' {
-                let line = String::from_utf8_lossy(&self.partial).into_owned();
-                self.partial.clear();
-                if !line.trim().is_empty() {
-                    lines.push(line);
-                }
-            } else {
-                self.partial.push(b);
-            }
-        }
-        lines
-    }
-
-    pub fn clear(&mut self) {
-        self.partial.clear();
-    }
-}
-
 /// An open pseudo-terminal: its device path, the writer, and the reader of typed lines.
 pub struct Pty {
     pub path: PathBuf,

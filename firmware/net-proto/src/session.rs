@@ -294,8 +294,8 @@ fn refusal(code: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
     use crate::mqtt::Will;
+    use alloc::vec;
 
     const CONNACK: [u8; 4] = [0x20, 2, 0, 0];
     const PINGRESP: [u8; 2] = [0xD0, 0];
