@@ -1,6 +1,7 @@
 //! The web interface and REST API on port 80: one request at a time, parsed by `net_proto::http`, answered by the
 //! engine (`Event::Http` -> `Action::Http`).
 
+use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use embassy_executor::Spawner;
@@ -8,14 +9,14 @@ use embassy_net::tcp::TcpSocket;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::signal::Signal;
-use embassy_time::Duration;
+use embassy_time::{with_timeout, Duration};
 use embedded_io_async::Write;
 use meter_core::engine::{Event, HttpRequest, HttpResponse};
 use net_proto::http;
 
 static REPLY: Signal<CriticalSectionRawMutex, HttpResponse> = Signal::new();
-const MAX_HEADERS: usize = 4096;
-const MAX_BODY: usize = 16 * 1024;
+/// The engine answers at once; a request it never answers must not stall the web server.
+const REPLY_WITHIN: Duration = Duration::from_secs(5);
 
 /// The engine's answer to the request being served.
 pub fn reply(resp: HttpResponse) {
@@ -43,7 +44,7 @@ async fn server(stack: Stack<'static>) {
                 Ok(0) | Err(_) => break None,
                 Ok(n) => request.extend_from_slice(&buf[..n]),
             }
-            match http::parse(&request, MAX_HEADERS, MAX_BODY) {
+            match http::parse(&request, http::MAX_HEAD, http::MAX_BODY) {
                 Ok(None) => continue,
                 Ok(Some(req)) => {
                     REPLY.reset();
@@ -55,14 +56,14 @@ async fn server(stack: Stack<'static>) {
                             body: req.body,
                         }))
                         .await;
-                    let resp = REPLY.wait().await;
-                    break Some(http::response(
-                        resp.status,
-                        resp.content_type,
-                        resp.body.as_bytes(),
-                    ));
+                    break Some(match with_timeout(REPLY_WITHIN, REPLY.wait()).await {
+                        Ok(resp) => {
+                            http::response(resp.status, resp.content_type, resp.body.as_bytes())
+                        }
+                        Err(_) => http::error_response(503, "the firmware did not answer"),
+                    });
                 }
-                Err(e) => break Some(http::response(e.status(), "text/plain", b"bad request\n")),
+                Err(e) => break Some(http::error_response(e.status(), &e.to_string())),
             }
         };
         if let Some(bytes) = response {

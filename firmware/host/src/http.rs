@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 server for the web interface and REST API: one request per connection, bodies by
-//! Content-Length (at most 64 KiB), every request answered by the firmware core.
+//! Content-Length, every request answered by the firmware core. Parser, limits and error answers are the ESP32-C3's
+//! (`net_proto::http`).
 
 use std::net::SocketAddr;
 
@@ -9,9 +10,6 @@ use net_proto::http;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-
-const MAX_BODY: usize = 64 * 1024;
-const MAX_HEAD: usize = 16 * 1024;
 
 /// A request for the board loop and where to send its answer.
 pub struct Exchange {
@@ -37,17 +35,16 @@ pub async fn serve(requests: mpsc::Sender<Exchange>) -> Result<SocketAddr> {
 }
 
 async fn respond(stream: &mut tokio::net::TcpStream, resp: &HttpResponse) -> std::io::Result<()> {
-    let bytes = http::response(resp.status, resp.content_type, resp.body.as_bytes());
-    stream.write_all(&bytes).await?;
-    stream.shutdown().await
+    send(
+        stream,
+        &http::response(resp.status, resp.content_type, resp.body.as_bytes()),
+    )
+    .await
 }
 
-fn error(status: u16, message: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        content_type: "application/json",
-        body: serde_json::json!({"error": message}).to_string(),
-    }
+async fn send(stream: &mut tokio::net::TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.shutdown().await
 }
 
 async fn connection(
@@ -58,7 +55,7 @@ async fn connection(
     let mut received = Vec::new();
     let mut chunk = [0u8; 4096];
     let parsed = loop {
-        match http::parse(&received, MAX_HEAD, MAX_BODY) {
+        match http::parse(&received, http::MAX_HEAD, http::MAX_BODY) {
             Ok(None) => {}
             other => break other,
         }
@@ -71,7 +68,13 @@ async fn connection(
     let req = match parsed {
         Ok(Some(req)) => req,
         Ok(None) => return Ok(()),
-        Err(e) => return respond(&mut stream, &error(e.status(), &e.to_string())).await,
+        Err(e) => {
+            return send(
+                &mut stream,
+                &http::error_response(e.status(), &e.to_string()),
+            )
+            .await
+        }
     };
     let (tx, rx) = oneshot::channel();
     let request = HttpRequest {
@@ -85,10 +88,20 @@ async fn connection(
         .await
         .is_err()
     {
-        return respond(&mut stream, &error(503, "the board is not running")).await;
+        return send(
+            &mut stream,
+            &http::error_response(503, "the board is not running"),
+        )
+        .await;
     }
-    let resp = rx
-        .await
-        .unwrap_or_else(|_| error(503, "the board is rebooting"));
-    respond(&mut stream, &resp).await
+    match rx.await {
+        Ok(resp) => respond(&mut stream, &resp).await,
+        Err(_) => {
+            send(
+                &mut stream,
+                &http::error_response(503, "the board is rebooting"),
+            )
+            .await
+        }
+    }
 }

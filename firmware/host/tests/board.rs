@@ -311,6 +311,58 @@ async fn invalid_web_config_is_refused_and_nothing_changes() {
     assert!(page.contains("Settings &gt; Configuration"));
 }
 
+/// Raw bytes to the web port, the whole answer back.
+fn raw_http(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    // The server may answer (and close) before it has read everything; what it said is what counts.
+    let _ = s.write_all(request);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// What the web server cannot serve gets the REST API's JSON error, within the ESP32-C3's limits, and the next
+/// request is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_http_requests_get_json_errors() {
+    let (_b, _obs, board) = setup(json!({})).await;
+    let addr = board.ready["http"].as_str().unwrap().to_string();
+
+    let answer = raw_http(&addr, b"GARBAGE\r\n\r\n");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed request"),
+        "{body}"
+    );
+
+    let too_big = format!(
+        "POST /api/config HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        net_proto::http::MAX_BODY + 1
+    );
+    let answer = raw_http(&addr, too_big.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+
+    let long_head = format!(
+        "GET /{} HTTP/1.1\r\n\r\n",
+        "a".repeat(net_proto::http::MAX_HEAD)
+    );
+    assert!(raw_http(&addr, long_head.as_bytes()).starts_with("HTTP/1.1 431 "));
+
+    let (status, _) = board.http("GET", "/api/status", "");
+    assert_eq!(status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_console_and_control_input_keeps_the_board_running() {
     let (_b, obs, mut board) = setup(json!({})).await;

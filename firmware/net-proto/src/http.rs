@@ -58,6 +58,10 @@ pub fn parse(
             Ok(None)
         };
     };
+    // Also when the whole head came in one read.
+    if end + 4 > max_headers {
+        return Err(RequestError::HeadersTooLarge);
+    }
     let head = core::str::from_utf8(&buf[..end])
         .map_err(|_| RequestError::Malformed("headers are not UTF-8"))?;
     let mut lines = head.split("\r\n");
@@ -109,6 +113,26 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Request head and body limits of the firmware's web server, the same on every board (the ESP32-C3's RAM sets
+/// them; a body this size holds a whole config document with certificates).
+pub const MAX_HEAD: usize = 4 * 1024;
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// An error answer as the REST API gives them: `{"error": "<message>"}`.
+pub fn error_response(status: u16, message: &str) -> Vec<u8> {
+    let mut body = String::from("{\"error\":\"");
+    for c in message.chars() {
+        match c {
+            '"' => body.push_str("\\\""),
+            '\\' => body.push_str("\\\\"),
+            c if (c as u32) < 0x20 => body.push_str(&format!("\\u{:04x}", c as u32)),
+            c => body.push(c),
+        }
+    }
+    body.push_str("\"}");
+    response(status, "application/json", body.as_bytes())
+}
+
 /// A complete response; the connection closes after it. Nothing is cached: pages show the device's live state.
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
@@ -144,6 +168,11 @@ mod tests {
             parse(&[b'x'; 2000], 1024, 1024),
             Err(RequestError::HeadersTooLarge)
         );
+        let whole_head = [b"GET /".as_slice(), &[b'a'; 1100], b" HTTP/1.1\r\n\r\n"].concat();
+        assert_eq!(
+            parse(&whole_head, 1024, 1024),
+            Err(RequestError::HeadersTooLarge)
+        );
         let big = b"POST / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n";
         assert_eq!(
             parse(big, 1024, 1024).map_err(RequestError::status),
@@ -153,6 +182,9 @@ mod tests {
             parse(b"GARBAGE\r\n\r\n", 1024, 1024).map_err(RequestError::status),
             Err(400)
         );
+        let r = error_response(400, "malformed request: \"x\"\n");
+        assert!(r.ends_with(b"\r\n\r\n{\"error\":\"malformed request: \\\"x\\\"\\u000a\"}"));
+        assert!(r.starts_with(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"));
         let r = response(404, "application/json", b"{}");
         assert!(r.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
         assert!(r.ends_with(
