@@ -113,6 +113,14 @@ fn report(outputs: &[Output]) {
     }
 }
 
+/// A connection lost while leaving has still left: on to the next settings.
+fn ended(next: &mut Option<Option<MqttSettings>>, why: String) -> Ended {
+    match next.take() {
+        Some(settings) => Ended::NewSettings(settings),
+        None => Ended::Lost(why),
+    }
+}
+
 /// One TCP connection: the session decides what to send and when; this carries it out.
 async fn connection(
     stack: Stack<'static>,
@@ -160,31 +168,42 @@ async fn connection(
         return Ended::Lost("connection closed during CONNECT".into());
     }
     let mut buf = [0u8; 1024];
+    // Set while leaving for new settings (or none): what comes after `Output::Left`.
+    let mut next: Option<Option<MqttSettings>> = None;
     loop {
         let (mut reader, mut writer) = socket.split();
+        // While leaving, commands stay queued: they are for the next connection.
+        let leaving = mqtt.is_leaving();
+        let command = async {
+            if leaving {
+                core::future::pending().await
+            } else {
+                COMMANDS.receive().await
+            }
+        };
         let deadline = match mqtt.deadline() {
             Some(ms) => Timer::at(Instant::from_millis(ms)),
             None => Timer::after(Duration::from_secs(3600)),
         };
         let outputs = match select3(
             embedded_io_async::Read::read(&mut reader, &mut buf),
-            COMMANDS.receive(),
+            command,
             deadline,
         )
         .await
         {
             Either3::First(Ok(0)) | Either3::First(Err(_)) => {
                 mqtt.closed();
-                return Ended::Lost("connection lost".into());
+                return ended(&mut next, "connection lost".into());
             }
             Either3::First(Ok(n)) => mqtt.received(&buf[..n], now_ms()),
             Either3::Second(Command::Connect(new)) => {
-                let _ = writer.write_all(&mqtt.disconnect()).await;
-                return Ended::NewSettings(Some(new));
+                next = Some(Some(new));
+                mqtt.leave(now_ms())
             }
             Either3::Second(Command::Disconnect) => {
-                let _ = writer.write_all(&mqtt.disconnect()).await;
-                return Ended::NewSettings(None);
+                next = Some(None);
+                mqtt.leave(now_ms())
             }
             Either3::Second(Command::Publish {
                 topic,
@@ -199,7 +218,7 @@ async fn connection(
                 Output::Send(bytes) => {
                     if writer.write_all(&bytes).await.is_err() {
                         mqtt.closed();
-                        return Ended::Lost("connection lost while sending".into());
+                        return ended(&mut next, "connection lost while sending".into());
                     }
                 }
                 Output::Connected { .. } => {
@@ -212,7 +231,11 @@ async fn connection(
                         .await
                 }
                 Output::Warning(w) => console::line(&format!("W (0) mqtt: {w}")),
-                Output::Lost(why) => return Ended::Lost(why),
+                Output::Lost(why) => return ended(&mut next, why),
+                Output::Left => {
+                    let _ = writer.flush().await;
+                    return Ended::NewSettings(next.take().flatten());
+                }
             }
         }
     }

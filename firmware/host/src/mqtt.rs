@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use meter_core::MqttSettings;
 use net_proto::mqtt::{Connect, Will};
-use net_proto::session::{Output, Session};
+use net_proto::session::{Output, Session, LEAVE_TIMEOUT_MS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -23,8 +23,8 @@ const MAX_INFLIGHT: usize = 4096;
 const MAX_PACKET: usize = 1024 * 1024 + 1024;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long a retiring connection may take to send what is queued and DISCONNECT.
-const RETIRE_WITHIN: Duration = Duration::from_secs(2);
+/// A backstop: the session itself gives up leaving after `LEAVE_TIMEOUT_MS`.
+const RETIRE_WITHIN: Duration = Duration::from_millis(LEAVE_TIMEOUT_MS + 1000);
 
 /// What the connection reports to the board loop.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ enum Command {
         retain: bool,
     },
     Subscribe(String),
-    /// Send what is queued, then DISCONNECT (no LWT), and stop.
+    /// Once what was published is acknowledged, DISCONNECT (no LWT), and stop.
     Leave,
 }
 
@@ -57,9 +57,10 @@ impl Connection {
         self.task.abort();
     }
 
-    /// Leaves in order: queued publishes go out, then DISCONNECT (no LWT); cut after 2 s at the latest. The
-    /// returned handle ends when the connection is gone: a successor with the same client id waits for it, so the
-    /// broker never sees the two sessions overlap (a takeover there can cost the new one its subscriptions).
+    /// Leaves in order: queued publishes go out and are acknowledged, then DISCONNECT (no LWT); without the
+    /// acknowledgements within `LEAVE_TIMEOUT_MS` the connection closes without DISCONNECT (the broker publishes
+    /// the LWT). The returned handle ends when the connection is gone: a successor with the same client id waits
+    /// for it, so the broker never sees the two sessions overlap (a takeover can cost the new one its subscriptions).
     pub fn retire(self) -> JoinHandle<()> {
         let _ = self.commands.send(Command::Leave);
         let mut task = self.task;
@@ -270,15 +271,10 @@ impl Driver {
                     Err(e) => return Ended::Lost(format!("connection lost: {e}")),
                     Ok(n) => self.session.received(&buf[..n], self.now()),
                 },
-                cmd = self.queue.recv() => match cmd {
+                // Leaving: nothing new goes out, the retiring handle is gone anyway.
+                cmd = self.queue.recv(), if !self.session.is_leaving() => match cmd {
                     // The board let go of the connection without retiring it: a cut.
                     None => return Ended::Left,
-                    Some(Command::Leave) => {
-                        let bye = self.session.disconnect();
-                        let _ = send(&mut stream, &bye).await;
-                        let _ = stream.shutdown().await;
-                        return Ended::Left;
-                    }
                     Some(cmd) => self.command(cmd),
                 },
                 _ = tokio::time::sleep_until(deadline) => self.session.tick(self.now()),
@@ -311,6 +307,11 @@ impl Driver {
                     }
                     Output::Warning(w) => eprintln!("MQTT: {w}"),
                     Output::Lost(why) => return Ended::Lost(why),
+                    Output::Left => {
+                        let _ = stream.flush().await;
+                        let _ = stream.shutdown().await;
+                        return Ended::Left;
+                    }
                 }
             }
             // TLS buffers what is written until flushed.
@@ -331,7 +332,7 @@ impl Driver {
                 retain,
             } => self.session.publish(&topic, &payload, retain, now),
             Command::Subscribe(filter) => self.session.subscribe(&filter, now),
-            Command::Leave => Vec::new(),
+            Command::Leave => self.session.leave(now),
         }
     }
 }

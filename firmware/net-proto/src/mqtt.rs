@@ -222,6 +222,11 @@ impl Outbox {
         self.packets.len()
     }
 
+    /// Gives up every kept publish (the session is over).
+    pub fn clear(&mut self) {
+        self.packets.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.packets.is_empty()
     }

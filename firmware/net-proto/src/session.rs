@@ -12,6 +12,8 @@ use crate::mqtt::{self, Connect, Decoder, Outbox, Packet};
 
 /// How long a broker has to answer CONNECT, at least (longer when the keepalive is longer).
 pub const CONNACK_TIMEOUT_MS: u64 = 10_000;
+/// How long leaving waits for the broker to acknowledge what was published before it.
+pub const LEAVE_TIMEOUT_MS: u64 = 2_000;
 
 /// What the board has to do, or learns, after an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub enum Output {
     Lost(String),
     /// Worth a log line; the connection goes on.
     Warning(String),
+    /// Leaving is done (after a DISCONNECT in a `Send` before this, or, when the broker did not acknowledge in
+    /// time, without one, so the broker publishes the will): close the socket, do not reconnect.
+    Left,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,7 @@ pub struct Session {
     last_sent_ms: u64,
     ping_sent_ms: Option<u64>,
     subscription_id: u16,
+    leaving_since_ms: Option<u64>,
 }
 
 impl Session {
@@ -61,6 +67,7 @@ impl Session {
             last_sent_ms: 0,
             ping_sent_ms: None,
             subscription_id: 0,
+            leaving_since_ms: None,
         }
     }
 
@@ -72,6 +79,7 @@ impl Session {
         self.state = State::AwaitingConnAck { since_ms: now_ms };
         self.last_sent_ms = now_ms;
         self.ping_sent_ms = None;
+        self.leaving_since_ms = None;
         mqtt::connect(connect)
     }
 
@@ -81,14 +89,36 @@ impl Session {
         self.ping_sent_ms = None;
     }
 
-    /// Leaving in order: the DISCONNECT to send (the broker then drops the will). Empty when not connected.
-    pub fn disconnect(&mut self) -> Vec<u8> {
-        let was = self.state;
-        self.closed();
-        match was {
-            State::Closed => Vec::new(),
-            _ => mqtt::disconnect(),
+    /// Leaves in order: once the broker has acknowledged every publish (a retained `offline` among them), the
+    /// DISCONNECT (the broker then drops the will), then [`Output::Left`]. A broker that does not acknowledge within
+    /// [`LEAVE_TIMEOUT_MS`] is left without DISCONNECT, so its will tells the truth. What is still unacknowledged
+    /// then is given up: the session is over.
+    pub fn leave(&mut self, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.state == State::Closed {
+            self.left(&mut out);
+        } else if self.leaving_since_ms.is_none() {
+            self.leaving_since_ms = Some(now_ms);
+            self.leave_when_acknowledged(now_ms, &mut out);
         }
+        out
+    }
+
+    fn leave_when_acknowledged(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        if self.leaving_since_ms.is_some()
+            && self.state == State::Connected
+            && self.outbox.is_empty()
+        {
+            self.sent(mqtt::disconnect(), now_ms, out);
+            self.left(out);
+        }
+    }
+
+    fn left(&mut self, out: &mut Vec<Output>) {
+        self.closed();
+        self.leaving_since_ms = None;
+        self.outbox.clear();
+        out.push(Output::Left);
     }
 
     pub fn is_connected(&self) -> bool {
@@ -135,11 +165,15 @@ impl Session {
                 State::AwaitingConnAck { .. },
             ) => {
                 self.state = State::Connected;
-                out.push(Output::Connected { session_present });
+                // A connection being left is not the device's connection any more.
+                if self.leaving_since_ms.is_none() {
+                    out.push(Output::Connected { session_present });
+                }
                 let resend: Vec<u8> = self.outbox.resend().flatten().collect();
                 if !resend.is_empty() {
                     self.sent(resend, now_ms, out);
                 }
+                self.leave_when_acknowledged(now_ms, out);
             }
             (Packet::ConnAck { code, .. }, State::AwaitingConnAck { .. }) => self.lost(
                 format!(
@@ -152,7 +186,10 @@ impl Session {
             (_, State::AwaitingConnAck { .. }) => {
                 self.lost("the broker sent a packet before CONNACK".into(), out)
             }
-            (Packet::PubAck(id), _) => self.outbox.acked(id),
+            (Packet::PubAck(id), _) => {
+                self.outbox.acked(id);
+                self.leave_when_acknowledged(now_ms, out);
+            }
             (Packet::PingResp, _) => self.ping_sent_ms = None,
             (Packet::Publish(p), _) if p.qos > 1 => self.lost(
                 format!(
@@ -223,6 +260,12 @@ impl Session {
     /// when the broker leaves CONNECT or PINGREQ unanswered.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Output> {
         let mut out = Vec::new();
+        if let Some(since) = self.leaving_since_ms {
+            if now_ms.saturating_sub(since) >= LEAVE_TIMEOUT_MS {
+                self.left(&mut out);
+                return out;
+            }
+        }
         match self.state {
             State::Closed => {}
             State::AwaitingConnAck { since_ms } => {
@@ -253,6 +296,15 @@ impl Session {
 
     /// When [`Session::tick`] has something to do next (milliseconds, same clock), if ever.
     pub fn deadline(&self) -> Option<u64> {
+        let leave_by = self.leaving_since_ms.map(|since| since + LEAVE_TIMEOUT_MS);
+        let next = self.protocol_deadline();
+        match (leave_by, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn protocol_deadline(&self) -> Option<u64> {
         match self.state {
             State::Closed => None,
             State::AwaitingConnAck { since_ms } => Some(since_ms + self.connack_timeout_ms()),
@@ -276,6 +328,11 @@ impl Session {
     fn lost(&mut self, why: String, out: &mut Vec<Output>) {
         self.closed();
         out.push(Output::Lost(why));
+    }
+
+    /// True between [`Session::leave`] and [`Output::Left`]: a board sends nothing new on this connection.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving_since_ms.is_some()
     }
 }
 
@@ -515,10 +572,61 @@ mod tests {
     }
 
     #[test]
-    fn disconnect_is_sent_only_on_an_open_connection() {
+    fn leaving_waits_for_the_acknowledgements_then_disconnects() {
         let mut s = connected(30);
-        assert_eq!(s.disconnect(), mqtt::disconnect());
-        assert!(s.disconnect().is_empty());
-        assert!(sends(&s.tick(100_000)).is_empty());
+        let offline = mqtt::publish("meter/connection", b"offline", 1, true, 1);
+        assert_eq!(
+            sends(&s.publish("meter/connection", b"offline", true, 10)),
+            vec![offline]
+        );
+        assert!(s.leave(11).is_empty(), "not before the PUBACK");
+        assert!(s.is_leaving());
+        assert_eq!(s.deadline(), Some(11 + LEAVE_TIMEOUT_MS));
+        let out = s.received(&[0x40, 2, 0, 1], 20);
+        assert_eq!(out, vec![Output::Send(mqtt::disconnect()), Output::Left]);
+        assert!(!s.is_connected() && !s.is_leaving());
+        assert_eq!(s.deadline(), None);
+    }
+
+    #[test]
+    fn leaving_an_idle_or_closed_session_is_immediate() {
+        let mut s = connected(30);
+        assert_eq!(
+            s.leave(5),
+            vec![Output::Send(mqtt::disconnect()), Output::Left]
+        );
+        assert_eq!(s.leave(6), vec![Output::Left], "closed: nothing to send");
+    }
+
+    #[test]
+    fn leaving_before_the_connack_sends_what_was_queued_first() {
+        let mut s = Session::new(8, 4096);
+        let _ = s.open(&connect(30), 0);
+        assert!(s.publish("t", b"offline", true, 1).is_empty());
+        assert!(s.leave(2).is_empty());
+        let out = s.received(&CONNACK, 3);
+        assert_eq!(
+            out,
+            vec![Output::Send(mqtt::with_dup(&mqtt::publish(
+                "t", b"offline", 1, true, 1
+            )))],
+            "no Connected for a connection being left"
+        );
+        let out = s.received(&[0x40, 2, 0, 1], 4);
+        assert_eq!(out, vec![Output::Send(mqtt::disconnect()), Output::Left]);
+    }
+
+    #[test]
+    fn a_broker_that_does_not_acknowledge_is_left_without_disconnect() {
+        let mut s = connected(30);
+        let _ = s.publish("t", b"offline", true, 0);
+        assert!(s.leave(100).is_empty());
+        assert!(s.tick(100 + LEAVE_TIMEOUT_MS - 1).is_empty());
+        assert_eq!(
+            s.tick(100 + LEAVE_TIMEOUT_MS),
+            vec![Output::Left],
+            "no DISCONNECT: the will goes out"
+        );
+        assert_eq!(s.unacknowledged(), 0, "the session is over");
     }
 }
