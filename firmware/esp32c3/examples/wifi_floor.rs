@@ -82,3 +82,9 @@ async fn main(spawner: Spawner) {
 async fn net_task(mut runner: Runner<'static, Interface>) {
     runner.run().await
 }
+
+/// esp-backtrace's `custom-halt` hook (the package enables it for the firmware): restart, as the firmware does.
+#[unsafe(no_mangle)]
+extern "Rust" fn custom_halt() -> ! {
+    esp_hal::system::software_reset()
+}
