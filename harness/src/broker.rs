@@ -163,14 +163,10 @@ pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
 
 fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let port = if listen.port() == 0 {
-        free_port()?
-    } else {
-        listen.port()
-    };
-    let addr = SocketAddr::new(listen.ip(), port);
-    // Fail early and clearly when the address is taken (rumqttd would only log it).
-    drop(StdListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?);
+    // Clients reach rumqttd through the relay on the address asked for; rumqttd itself listens on loopback.
+    let front = StdListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let port = front.local_addr()?.port();
+    let addr = SocketAddr::new("127.0.0.1".parse()?, free_port()?);
     let connections = ConnectionSettings {
         connection_timeout_ms: 5000,
         max_payload_size: 1024 * 1024,
@@ -222,13 +218,69 @@ fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    start_relay(front, addr)?;
     Ok(BrokerTarget {
-        host: addr.ip().to_string(),
+        host: listen.ip().to_string(),
         port,
         username: None,
         password: None,
         tls: None,
     })
+}
+
+/// rumqttd sets no TCP_NODELAY: a burst of small publishes to one client then waits, segment by segment, for that
+/// client's delayed ACK (~40 ms on Linux). Clients reach it through this relay, which acknowledges what rumqttd
+/// sends at once (TCP_QUICKACK before every read), so a round trip takes a millisecond or two, as on mosquitto.
+fn start_relay(front: StdListener, broker: SocketAddr) -> Result<()> {
+    front.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("broker relay runtime")?;
+    std::thread::Builder::new()
+        .name("broker-relay".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(front) = TcpListener::from_std(front) else {
+                    return;
+                };
+                while let Ok((client, _)) = front.accept().await {
+                    tokio::spawn(relay(client, broker));
+                }
+            })
+        })?;
+    Ok(())
+}
+
+async fn relay(client: TcpStream, broker: SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = TcpStream::connect(broker).await else {
+        return;
+    };
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_broker, mut to_broker) = server.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_broker).await;
+        // A client's FIN (or reset) reaches the broker as a FIN: its will goes out as for a direct client.
+        let _ = to_broker.shutdown().await;
+    };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let _ = socket2::SockRef::from(from_broker.as_ref()).set_tcp_quickack(true);
+            match from_broker.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_client.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to_client.shutdown().await;
+    };
+    tokio::select! { _ = up => {}, _ = down => {} }
 }
 
 /// A TCP pass-through between one board and the broker: `cut` drops its connections and refuses new ones, which
