@@ -434,6 +434,11 @@ async fn run(cli: Cli) -> Result<bool> {
                 kib(bss),
                 kib(iram)
             );
+            let origins = harness::image_size::breakdown(&elf)?;
+            println!(
+                "code and constants by origin (KiB): {}",
+                harness::image_size::summary(&origins, 10)
+            );
             if let Some(floor_path) = floor_elf {
                 let floor_elf = std::fs::read(&floor_path)
                     .with_context(|| format!("cannot read {}", floor_path.display()))?;

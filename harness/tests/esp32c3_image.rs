@@ -108,6 +108,11 @@ fn the_size_report_subtracts_the_floor_and_enforces_the_ceiling() {
         .unwrap_or_else(|| panic!("no figure in {floor_line}"));
     assert!(adds >= 0.0 && adds < image_kib, "{floor_line}");
     assert!(text.contains("under the 4096 KiB ceiling"), "{text}");
+    let origins = text
+        .lines()
+        .find(|l| l.starts_with("code and constants by origin (KiB): C libraries"))
+        .unwrap_or_else(|| panic!("no breakdown led by the vendor libraries in {text}"));
+    assert!(origins.contains("meter_core "), "{origins}");
 
     let over = report("100");
     let text = common::text(&over);
