@@ -18,10 +18,10 @@ use alloc::format;
 use core::sync::atomic::Ordering;
 
 use embassy_executor::Spawner;
-use embassy_futures::select::{select, Either};
+use embassy_futures::select::{select3, Either3};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::Channel;
-use embassy_time::{Duration, Instant, Timer};
+use embassy_time::{Duration, Instant, Ticker, Timer};
 use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::timer::timg::TimerGroup;
@@ -46,6 +46,8 @@ pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 pub static EVENTS: Channel<CriticalSectionRawMutex, Event, 16> = Channel::new();
 
 const TICK: Duration = Duration::from_millis(200);
+/// Inputs are sampled this often: a button press (tens of ms) is seen, and the core debounces what is sampled.
+const INPUT_SAMPLE: Duration = Duration::from_millis(5);
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 const HEAP_RECLAIMED: usize = 64 * 1024;
 
@@ -114,15 +116,14 @@ async fn main(spawner: Spawner) {
     let now = || started.elapsed().as_millis();
     let actions = engine.handle(now(), Event::Booted(boot));
     shell.apply(&mut engine, actions, now()).await;
+    // Tickers keep their schedule however busy the event queue is, and are polled first, so neither the engine's
+    // tick nor input sampling can be starved by a stream of events.
+    let mut tick = Ticker::every(TICK);
+    let mut sample_inputs = Ticker::every(INPUT_SAMPLE);
     let mut status_at = Instant::now();
     loop {
-        let event = match select(EVENTS.receive(), Timer::after(TICK)).await {
-            Either::First(event) => event,
-            Either::Second(()) => {
-                for (pin, level) in shell.pins.poll_inputs() {
-                    let actions = engine.handle(now(), Event::PinChanged { pin, level });
-                    shell.apply(&mut engine, actions, now()).await;
-                }
+        let event = match select3(tick.next(), sample_inputs.next(), EVENTS.receive()).await {
+            Either3::First(()) => {
                 if status_at.elapsed() >= STATUS_EVERY {
                     status_at = Instant::now();
                     let status = board_status(tsens.as_ref());
@@ -131,6 +132,14 @@ async fn main(spawner: Spawner) {
                 }
                 Event::Tick
             }
+            Either3::Second(()) => {
+                for (pin, level) in shell.pins.poll_inputs() {
+                    let actions = engine.handle(now(), Event::PinChanged { pin, level });
+                    shell.apply(&mut engine, actions, now()).await;
+                }
+                continue;
+            }
+            Either3::Third(event) => event,
         };
         let actions = engine.handle(now(), event);
         shell.apply(&mut engine, actions, now()).await;
