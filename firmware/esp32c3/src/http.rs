@@ -1,5 +1,5 @@
-//! The web interface and REST API on port 80: one request at a time, parsed by `net_proto::http`, answered by the
-//! engine (`Event::Http` -> `Action::Http`).
+//! The web interface and REST API on port 80: two connections at a time, parsed by `net_proto::http`, answered by
+//! the engine (`Event::Http` -> `Action::Http`) one request at a time.
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -8,6 +8,7 @@ use embassy_executor::Spawner;
 use embassy_net::tcp::TcpSocket;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::mutex::Mutex;
 use embassy_sync::signal::Signal;
 use embassy_time::{with_timeout, Duration};
 use embedded_io_async::Write;
@@ -15,6 +16,10 @@ use meter_core::engine::{Event, HttpRequest, HttpResponse};
 use net_proto::http;
 
 static REPLY: Signal<CriticalSectionRawMutex, HttpResponse> = Signal::new();
+/// One request at a time goes to the engine (there is one reply signal); the servers accept and read in parallel.
+static ENGINE: Mutex<CriticalSectionRawMutex, ()> = Mutex::new(());
+/// Listening sockets on port 80: a browser's second connection is accepted instead of reset.
+const SERVERS: usize = 2;
 /// The engine answers at once; a request it never answers must not stall the web server.
 const REPLY_WITHIN: Duration = Duration::from_secs(5);
 
@@ -24,10 +29,12 @@ pub fn reply(resp: HttpResponse) {
 }
 
 pub fn start(spawner: &Spawner, stack: Stack<'static>) {
-    spawner.spawn(server(stack).expect("task slot"));
+    for _ in 0..SERVERS {
+        spawner.spawn(server(stack).expect("task slot"));
+    }
 }
 
-#[embassy_executor::task]
+#[embassy_executor::task(pool_size = SERVERS)]
 async fn server(stack: Stack<'static>) {
     let mut rx = alloc::vec![0u8; 2048];
     let mut tx = alloc::vec![0u8; 4096];
@@ -47,6 +54,7 @@ async fn server(stack: Stack<'static>) {
             match http::parse(&request, http::MAX_HEAD, http::MAX_BODY) {
                 Ok(None) => continue,
                 Ok(Some(req)) => {
+                    let _turn = ENGINE.lock().await;
                     REPLY.reset();
                     crate::EVENTS
                         .send(Event::Http(HttpRequest {
