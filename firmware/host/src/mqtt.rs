@@ -184,6 +184,8 @@ impl Driver {
         loop {
             match self.connection().await {
                 Ended::Left => return,
+                // The socket went while leaving: left, without DISCONNECT (the broker sends the will).
+                Ended::Lost(_) if self.session.is_leaving() => return,
                 Ended::Lost(why) => {
                     // A connection that got as far as CONNACK starts the backoff over.
                     if std::mem::take(&mut self.was_connected) {

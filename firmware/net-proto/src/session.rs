@@ -326,8 +326,13 @@ impl Session {
     }
 
     fn lost(&mut self, why: String, out: &mut Vec<Output>) {
-        self.closed();
-        out.push(Output::Lost(why));
+        // Lost while leaving is left: without DISCONNECT, so the broker's will says what happened.
+        if self.leaving_since_ms.is_some() {
+            self.left(out);
+        } else {
+            self.closed();
+            out.push(Output::Lost(why));
+        }
     }
 
     /// True between [`Session::leave`] and [`Output::Left`]: a board sends nothing new on this connection.
@@ -614,6 +619,19 @@ mod tests {
         );
         let out = s.received(&[0x40, 2, 0, 1], 4);
         assert_eq!(out, vec![Output::Send(mqtt::disconnect()), Output::Left]);
+    }
+
+    #[test]
+    fn a_connection_lost_while_leaving_has_left() {
+        let mut s = connected(30);
+        let _ = s.publish("t", b"offline", true, 0);
+        assert!(s.leave(1).is_empty());
+        assert_eq!(
+            s.received(&CONNACK, 2),
+            vec![Output::Left],
+            "a protocol error ends the leave"
+        );
+        assert!(!s.is_leaving());
     }
 
     #[test]
