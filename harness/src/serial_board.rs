@@ -15,7 +15,7 @@ use serialport::SerialPort;
 
 use crate::board::{Board, BoardError, FlashHow};
 use crate::flasher::{self, After, FlashOptions, FlashReport};
-use crate::inventory::{Direction, Inventory, ResetStrategy};
+use crate::inventory::{Direction, Inventory, ResetStrategy, Wire};
 
 type Capture = Arc<Mutex<Vec<(Duration, String)>>>;
 
@@ -151,6 +151,26 @@ impl SerialBoard {
         }
     }
 
+    /// The host line wired to scenario pin `pin` in this direction, and the board pin it maps to.
+    fn wire(&self, pin: u8, direction: Direction) -> Result<(u8, Wire), BoardError> {
+        let board_pin = self.inventory.board_pin(pin);
+        let verb = match direction {
+            Direction::HostDrives => "drives",
+            Direction::HostReads => "reads",
+        };
+        let wire = self
+            .inventory
+            .wire(board_pin, direction)
+            .cloned()
+            .ok_or_else(|| {
+                BoardError::Gpio(format!(
+                "no host line {verb} board pin {board_pin} (scenario GPIO {pin}) in inventory '{}'",
+                self.inventory.name
+            ))
+            })?;
+        Ok((board_pin, wire))
+    }
+
     fn request(
         &self,
         chip: &Path,
@@ -226,12 +246,7 @@ impl Board for SerialBoard {
     }
 
     fn drive_input(&mut self, pin: u8, high: bool) -> Result<(), BoardError> {
-        let board_pin = self.inventory.board_pin(pin);
-        let wire = self
-            .inventory
-            .wire(board_pin, Direction::HostDrives)
-            .cloned()
-            .ok_or_else(|| BoardError::Gpio(format!("no host line drives board pin {board_pin} (scenario GPIO {pin}) in inventory '{}'", self.inventory.name)))?;
+        let (board_pin, wire) = self.wire(pin, Direction::HostDrives)?;
         if let Some(req) = self.driven.get(&board_pin) {
             let value = if high { Value::Active } else { Value::Inactive };
             return req
@@ -244,12 +259,7 @@ impl Board for SerialBoard {
     }
 
     fn read_output(&mut self, pin: u8) -> Result<(bool, Option<u32>), BoardError> {
-        let board_pin = self.inventory.board_pin(pin);
-        let wire = self
-            .inventory
-            .wire(board_pin, Direction::HostReads)
-            .cloned()
-            .ok_or_else(|| BoardError::Gpio(format!("no host line reads board pin {board_pin} (scenario GPIO {pin}) in inventory '{}'", self.inventory.name)))?;
+        let (_, wire) = self.wire(pin, Direction::HostReads)?;
         let req = self.request(&wire.chip, wire.line, None)?;
         let value = req
             .value(wire.line)

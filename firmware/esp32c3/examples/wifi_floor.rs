@@ -19,6 +19,10 @@ use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{AuthenticationMethodConfig, Config, Interface, WifiController};
 use static_cell::StaticCell;
 
+// esp-backtrace's `custom-halt` hook, as the firmware has it (the package enables the feature for both).
+#[path = "../src/panic.rs"]
+mod panic;
+
 esp_bootloader_esp_idf::esp_app_desc!();
 
 #[esp_rtos::main]
@@ -81,10 +85,4 @@ async fn main(spawner: Spawner) {
 #[embassy_executor::task]
 async fn net_task(mut runner: Runner<'static, Interface>) {
     runner.run().await
-}
-
-/// esp-backtrace's `custom-halt` hook (the package enables it for the firmware): restart, as the firmware does.
-#[unsafe(no_mangle)]
-extern "Rust" fn custom_halt() -> ! {
-    esp_hal::system::software_reset()
 }

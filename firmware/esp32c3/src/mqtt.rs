@@ -16,7 +16,7 @@ use embassy_sync::channel::Channel;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::Write;
 use meter_core::engine::{Event, MqttSettings};
-use net_proto::mqtt::{Connect, Will};
+use net_proto::mqtt::Connect;
 use net_proto::session::{Output, Session};
 
 use crate::console;
@@ -148,19 +148,14 @@ async fn connection(
         return Ended::Lost(format!("cannot connect to {}:{}: {e:?}", s.host, s.port));
     }
     let connect = mqtt.open(
-        &Connect {
-            client_id: &s.client_id,
-            keepalive_s: s.keepalive_s,
-            clean_session: false,
-            will: Some(Will {
-                topic: &s.lwt_topic,
-                payload: s.lwt_payload.as_bytes(),
-                qos: 1,
-                retain: true,
-            }),
-            username: s.username.as_deref(),
-            password: s.password.as_deref(),
-        },
+        &Connect::persistent(
+            &s.client_id,
+            s.keepalive_s,
+            &s.lwt_topic,
+            s.lwt_payload.as_bytes(),
+            s.username.as_deref(),
+            s.password.as_deref(),
+        ),
         now_ms(),
     );
     if socket.write_all(&connect).await.is_err() {

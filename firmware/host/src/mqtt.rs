@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use meter_core::MqttSettings;
-use net_proto::mqtt::{Connect, Will};
+use net_proto::mqtt::Connect;
 use net_proto::session::{Output, Session, LEAVE_TIMEOUT_MS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -240,22 +240,17 @@ impl Driver {
             Ok(stream) => stream,
             Err(e) => return Ended::Lost(format!("{e:#}")),
         };
-        let s = self.settings.clone();
         let now = self.now();
+        let s = &self.settings;
         let connect = self.session.open(
-            &Connect {
-                client_id: &s.client_id,
-                keepalive_s: s.keepalive_s,
-                clean_session: false,
-                will: Some(Will {
-                    topic: &s.lwt_topic,
-                    payload: s.lwt_payload.as_bytes(),
-                    qos: 1,
-                    retain: true,
-                }),
-                username: s.username.as_deref(),
-                password: s.password.as_deref(),
-            },
+            &Connect::persistent(
+                &s.client_id,
+                s.keepalive_s,
+                &s.lwt_topic,
+                s.lwt_payload.as_bytes(),
+                s.username.as_deref(),
+                s.password.as_deref(),
+            ),
             now,
         );
         if let Err(e) = send(&mut stream, &connect).await {

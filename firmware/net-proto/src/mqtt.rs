@@ -74,6 +74,33 @@ pub struct Connect<'a> {
     pub password: Option<&'a str>,
 }
 
+impl<'a> Connect<'a> {
+    /// What a meter device sends: a persistent session (QoS 1 messages wait for it while it is away) and a retained
+    /// QoS 1 will.
+    pub fn persistent(
+        client_id: &'a str,
+        keepalive_s: u16,
+        will_topic: &'a str,
+        will_payload: &'a [u8],
+        username: Option<&'a str>,
+        password: Option<&'a str>,
+    ) -> Connect<'a> {
+        Connect {
+            client_id,
+            keepalive_s,
+            clean_session: false,
+            will: Some(Will {
+                topic: will_topic,
+                payload: will_payload,
+                qos: 1,
+                retain: true,
+            }),
+            username,
+            password,
+        }
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s);
