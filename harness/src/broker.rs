@@ -147,10 +147,10 @@ pub fn free_port() -> Result<u16> {
     Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Starts rumqttd in this process (MQTT 3.1.1, anonymous, 1 MiB payloads). Port 0 picks a free port (and, should
-/// another process take it first, tries another).
+/// Starts rumqttd in this process (MQTT 3.1.1, anonymous, 1 MiB payloads), reached on `listen` (port 0 picks a
+/// free port). rumqttd's own loopback port is picked free too; should another process take it first, it tries again.
 pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
-    let attempts = if listen.port() == 0 { 3 } else { 1 };
+    let attempts = 3;
     let mut last = None;
     for _ in 0..attempts {
         match start_embedded_once(listen) {
