@@ -18,6 +18,15 @@ pub enum Packet {
         codes: Vec<u8>,
     },
     PingResp,
+    /// A PUBLISH longer than the client takes: its body was read and discarded; what is needed to acknowledge it
+    /// and to say so is kept.
+    Oversized {
+        topic: String,
+        /// The packet's remaining length.
+        size: usize,
+        qos: u8,
+        packet_id: Option<u16>,
+    },
     /// A type a client does not expect (the packet type nibble).
     Other(u8),
 }
@@ -207,9 +216,18 @@ pub fn disconnect() -> Vec<u8> {
 /// persistent session promises). Bounded: beyond `max` the oldest is given up.
 #[derive(Debug)]
 pub struct Outbox {
-    packets: alloc::collections::VecDeque<(u16, Vec<u8>)>,
+    packets: alloc::collections::VecDeque<Kept>,
     next_id: u16,
     max: usize,
+}
+
+/// A publish kept until acknowledged.
+#[derive(Debug)]
+struct Kept {
+    id: u16,
+    topic: String,
+    retain: bool,
+    packet: Vec<u8>,
 }
 
 impl Outbox {
@@ -221,28 +239,45 @@ impl Outbox {
         }
     }
 
+    /// Whether another publish fits without giving one up.
+    pub fn has_room(&self) -> bool {
+        self.packets.len() < self.max
+    }
+
     /// A QoS 1 PUBLISH with the next packet id (never 0), kept until acknowledged. Returns the packet and the id
-    /// of a message given up to make room, if any.
+    /// of a message given up to make room, if any: an older one on the same topic (this one supersedes it, as a
+    /// retained value would), else the oldest that is not retained, else the oldest.
     pub fn publish(&mut self, topic: &str, payload: &[u8], retain: bool) -> (Vec<u8>, Option<u16>) {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let packet = publish(topic, payload, 1, retain, self.next_id);
         let dropped = if self.packets.len() >= self.max {
-            self.packets.pop_front().map(|(id, _)| id)
+            let victim = self
+                .packets
+                .iter()
+                .position(|k| k.topic == topic)
+                .or_else(|| self.packets.iter().position(|k| !k.retain))
+                .unwrap_or(0);
+            self.packets.remove(victim).map(|k| k.id)
         } else {
             None
         };
-        self.packets.push_back((self.next_id, packet.clone()));
+        self.packets.push_back(Kept {
+            id: self.next_id,
+            topic: String::from(topic),
+            retain,
+            packet: packet.clone(),
+        });
         (packet, dropped)
     }
 
     /// The broker's PUBACK.
     pub fn acked(&mut self, packet_id: u16) {
-        self.packets.retain(|(id, _)| *id != packet_id);
+        self.packets.retain(|k| k.id != packet_id);
     }
 
     /// What to send again on a new connection, oldest first, flagged DUP.
     pub fn resend(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.packets.iter().map(|(_, p)| with_dup(p))
+        self.packets.iter().map(|k| with_dup(&k.packet))
     }
 
     pub fn len(&self) -> usize {
@@ -264,29 +299,75 @@ impl Outbox {
 pub struct Decoder {
     buf: Vec<u8>,
     max_packet: usize,
+    skipping: Option<Skip>,
 }
+
+/// An oversized PUBLISH being read past: its fixed header, the start of its body (topic and packet id), and how
+/// many body bytes are still to come.
+#[derive(Debug)]
+struct Skip {
+    first: u8,
+    size: usize,
+    left: usize,
+    head: Vec<u8>,
+}
+
+/// Of an oversized PUBLISH, this much of the body is kept: the topic (the device's own topics are far shorter)
+/// and the packet id.
+const SKIP_HEAD: usize = 1024;
 
 impl Decoder {
     pub fn new(max_packet: usize) -> Decoder {
         Decoder {
             buf: Vec::new(),
             max_packet,
+            skipping: None,
         }
     }
 
     /// Adds bytes; call [`Decoder::next`] until it returns `Ok(None)`.
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        if let Some(skip) = self.skipping.as_mut() {
+            // Bytes of the oversized packet are not held: only its head, the rest is counted off.
+            let take = bytes.len().min(skip.left);
+            let keep = take.min(SKIP_HEAD.saturating_sub(skip.head.len()));
+            skip.head.extend_from_slice(&bytes[..keep]);
+            skip.left -= take;
+            self.buf.extend_from_slice(&bytes[take..]);
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
     }
 
     /// The next complete packet, if there is one.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Packet>, DecodeError> {
+        if let Some(skip) = self.skipping.take() {
+            if skip.left > 0 {
+                self.skipping = Some(skip);
+                return Ok(None);
+            }
+            return oversized(&skip).map(Some);
+        }
         let Some((len, header)) = remaining_length(&self.buf)? else {
             return Ok(None);
         };
         if len > self.max_packet {
-            return Err(DecodeError::TooLarge(len));
+            // Only an application message may be skipped; anything else that large is a broken broker.
+            if self.buf[0] >> 4 != 3 {
+                return Err(DecodeError::TooLarge(len));
+            }
+            let first = self.buf[0];
+            let rest = self.buf.split_off(header);
+            self.buf.clear();
+            self.skipping = Some(Skip {
+                first,
+                size: len,
+                left: len,
+                head: Vec::new(),
+            });
+            self.feed(&rest);
+            return self.next();
         }
         if self.buf.len() < header + len {
             return Ok(None);
@@ -296,6 +377,29 @@ impl Decoder {
         self.buf.drain(..header + len);
         decode(first, &body).map(Some)
     }
+}
+
+/// What is known of a skipped PUBLISH once all of it has gone by.
+fn oversized(skip: &Skip) -> Result<Packet, DecodeError> {
+    let qos = (skip.first >> 1) & 3;
+    let head = &skip.head;
+    let topic_len = usize::from(u16_at(head, 0)?);
+    let topic = head.get(2..2 + topic_len).ok_or(DecodeError::Malformed(
+        "topic of an oversized message is too long",
+    ))?;
+    let topic =
+        core::str::from_utf8(topic).map_err(|_| DecodeError::Malformed("topic is not UTF-8"))?;
+    let packet_id = if qos > 0 {
+        Some(u16_at(head, 2 + topic_len)?)
+    } else {
+        None
+    };
+    Ok(Packet::Oversized {
+        topic: String::from(topic),
+        size: skip.size,
+        qos,
+        packet_id,
+    })
 }
 
 fn remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
@@ -498,10 +602,38 @@ mod tests {
     }
 
     #[test]
-    fn refuses_oversized_and_malformed_packets() {
+    fn skips_an_oversized_publish_and_keeps_what_acknowledging_it_needs() {
+        let big = publish("meter/ctrl", &[7; 5000], 1, false, 42);
+        let after = publish("meter/next", b"ok", 0, false, 0);
+        // Fed in small pieces, with the next packet right behind it.
         let mut d = Decoder::new(100);
-        d.feed(&publish("t", &[0; 200], 0, false, 0));
-        assert_eq!(d.next(), Err(DecodeError::TooLarge(203)));
+        let stream: Vec<u8> = [big.clone(), after].concat();
+        let mut packets = Vec::new();
+        for piece in stream.chunks(7) {
+            d.feed(piece);
+            while let Some(p) = d.next().unwrap() {
+                packets.push(p);
+            }
+            assert!(d.buf.len() <= 100 + 8, "never holds the big body");
+        }
+        assert_eq!(
+            packets[0],
+            Packet::Oversized {
+                topic: "meter/ctrl".into(),
+                size: big.len() - 3,
+                qos: 1,
+                packet_id: Some(42)
+            }
+        );
+        assert!(matches!(&packets[1], Packet::Publish(p) if p.topic == "meter/next"));
+        assert_eq!(packets.len(), 2);
+    }
+
+    #[test]
+    fn refuses_oversized_packets_that_are_not_messages_and_malformed_ones() {
+        let mut d = Decoder::new(100);
+        d.feed(&subscribe(1, &"x".repeat(200), 1));
+        assert_eq!(d.next(), Err(DecodeError::TooLarge(205)));
         let mut d = Decoder::new(100);
         d.feed(&[0x30, 5, 0, 9, b'a', b'b', b'c']);
         assert!(matches!(d.next(), Err(DecodeError::Malformed(_))));

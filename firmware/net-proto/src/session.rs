@@ -10,10 +10,13 @@ use alloc::vec::Vec;
 
 use crate::mqtt::{self, Connect, Decoder, Outbox, Packet};
 
-/// How long a broker has to answer CONNECT, at least (longer when the keepalive is longer).
+/// How long a broker has to answer CONNECT (shorter when the keepalive is shorter).
 pub const CONNACK_TIMEOUT_MS: u64 = 10_000;
 /// How long leaving waits for the broker to acknowledge what was published before it.
 pub const LEAVE_TIMEOUT_MS: u64 = 2_000;
+/// How long the broker may stay silent while a PUBACK or PINGRESP is due (at most the keepalive): after that the
+/// connection is taken as dead (a half-open connection sends no reset; only silence tells).
+pub const RESPONSE_TIMEOUT_MS: u64 = 10_000;
 
 /// What the board has to do, or learns, after an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub enum Output {
     Connected { session_present: bool },
     /// An application message (a QoS 1 one is acknowledged in a `Send` before this).
     Message { topic: String, payload: Vec<u8> },
+    /// An application message longer than the session takes: skipped (and acknowledged); the connection stays.
+    TooLarge { topic: String, size: usize },
     /// The connection is unusable: close the socket, reconnect later. Unacknowledged publishes are kept.
     Lost(String),
     /// Worth a log line; the connection goes on.
@@ -50,6 +55,8 @@ pub struct Session {
     keepalive_ms: u64,
     last_sent_ms: u64,
     ping_sent_ms: Option<u64>,
+    /// Since when the broker owes an answer (a PUBACK or PINGRESP) and has sent nothing.
+    waiting_since_ms: Option<u64>,
     subscription_id: u16,
     leaving_since_ms: Option<u64>,
 }
@@ -66,6 +73,7 @@ impl Session {
             keepalive_ms: 0,
             last_sent_ms: 0,
             ping_sent_ms: None,
+            waiting_since_ms: None,
             subscription_id: 0,
             leaving_since_ms: None,
         }
@@ -79,6 +87,7 @@ impl Session {
         self.state = State::AwaitingConnAck { since_ms: now_ms };
         self.last_sent_ms = now_ms;
         self.ping_sent_ms = None;
+        self.waiting_since_ms = None;
         self.leaving_since_ms = None;
         mqtt::connect(connect)
     }
@@ -87,6 +96,7 @@ impl Session {
     pub fn closed(&mut self) {
         self.state = State::Closed;
         self.ping_sent_ms = None;
+        self.waiting_since_ms = None;
     }
 
     /// Leaves in order: once the broker has acknowledged every publish (a retained `offline` among them), the
@@ -130,6 +140,11 @@ impl Session {
         self.outbox.len()
     }
 
+    /// Whether [`Session::publish`] can take another message without giving one up.
+    pub fn has_room(&self) -> bool {
+        self.outbox.has_room()
+    }
+
     /// Bytes read from the socket.
     pub fn received(&mut self, bytes: &[u8], now_ms: u64) -> Vec<Output> {
         let mut out = Vec::new();
@@ -152,7 +167,24 @@ impl Session {
                 }
             }
         }
+        // The broker is alive: what it still owes is owed from now.
+        if self.state == State::Connected {
+            self.waiting_since_ms = self.owed().then_some(now_ms);
+        }
         out
+    }
+
+    /// Whether the broker owes an answer: an unacknowledged publish or an unanswered ping.
+    fn owed(&self) -> bool {
+        !self.outbox.is_empty() || self.ping_sent_ms.is_some()
+    }
+
+    /// How long the broker may stay silent while it owes an answer.
+    fn response_timeout_ms(&self) -> u64 {
+        match self.keepalive_ms {
+            0 => RESPONSE_TIMEOUT_MS,
+            k => k.min(RESPONSE_TIMEOUT_MS),
+        }
     }
 
     fn packet(&mut self, packet: Packet, now_ms: u64, out: &mut Vec<Output>) {
@@ -206,6 +238,24 @@ impl Session {
                     topic: p.topic,
                     payload: p.payload,
                 });
+            }
+            (Packet::Oversized { qos, .. }, _) if qos > 1 => {
+                self.lost(format!("a QoS {qos} PUBLISH (subscribed at QoS 1)"), out)
+            }
+            (
+                Packet::Oversized {
+                    topic,
+                    size,
+                    packet_id,
+                    ..
+                },
+                _,
+            ) => {
+                // Acknowledged: a QoS 1 message refused for good must not come back on every reconnect.
+                if let Some(id) = packet_id {
+                    self.sent(mqtt::puback(id), now_ms, out);
+                }
+                out.push(Output::TooLarge { topic, size });
             }
             (Packet::SubAck { packet_id, codes }, _) => {
                 if codes.contains(&0x80) {
@@ -274,22 +324,33 @@ impl Session {
                     self.lost(format!("no CONNACK within {} s", limit / 1000), &mut out);
                 }
             }
-            State::Connected if self.keepalive_ms == 0 => {}
-            State::Connected => match self.ping_sent_ms {
-                Some(sent) if now_ms.saturating_sub(sent) >= self.keepalive_ms => self.lost(
-                    format!(
-                        "no PINGRESP within the keepalive ({} s)",
-                        self.keepalive_ms / 1000
-                    ),
-                    &mut out,
-                ),
-                Some(_) => {}
-                None if now_ms.saturating_sub(self.last_sent_ms) >= self.keepalive_ms / 2 => {
+            State::Connected => {
+                if let Some(since) = self.waiting_since_ms {
+                    let limit = self.response_timeout_ms();
+                    if now_ms.saturating_sub(since) >= limit {
+                        let what = if self.ping_sent_ms.is_some() {
+                            "PINGRESP"
+                        } else {
+                            "PUBACK"
+                        };
+                        self.lost(
+                            format!(
+                                "no {what} within {} s: the broker sent nothing (a dead connection)",
+                                limit / 1000
+                            ),
+                            &mut out,
+                        );
+                        return out;
+                    }
+                }
+                if self.keepalive_ms > 0
+                    && self.ping_sent_ms.is_none()
+                    && now_ms.saturating_sub(self.last_sent_ms) >= self.keepalive_ms / 2
+                {
                     self.ping_sent_ms = Some(now_ms);
                     self.sent(mqtt::pingreq(), now_ms, &mut out);
                 }
-                None => {}
-            },
+            }
         }
         out
     }
@@ -308,20 +369,32 @@ impl Session {
         match self.state {
             State::Closed => None,
             State::AwaitingConnAck { since_ms } => Some(since_ms + self.connack_timeout_ms()),
-            State::Connected if self.keepalive_ms == 0 => None,
-            State::Connected => Some(match self.ping_sent_ms {
-                Some(sent) => sent + self.keepalive_ms,
-                None => self.last_sent_ms + self.keepalive_ms / 2,
-            }),
+            State::Connected => {
+                let answer_by = self
+                    .waiting_since_ms
+                    .map(|since| since + self.response_timeout_ms());
+                let ping_at = (self.keepalive_ms > 0 && self.ping_sent_ms.is_none())
+                    .then(|| self.last_sent_ms + self.keepalive_ms / 2);
+                match (answer_by, ping_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
 
     fn connack_timeout_ms(&self) -> u64 {
-        self.keepalive_ms.max(CONNACK_TIMEOUT_MS)
+        match self.keepalive_ms {
+            0 => CONNACK_TIMEOUT_MS,
+            k => k.min(CONNACK_TIMEOUT_MS),
+        }
     }
 
     fn sent(&mut self, bytes: Vec<u8>, now_ms: u64, out: &mut Vec<Output>) {
         self.last_sent_ms = now_ms;
+        if self.waiting_since_ms.is_none() && self.state == State::Connected && self.owed() {
+            self.waiting_since_ms = Some(now_ms);
+        }
         out.push(Output::Send(bytes));
     }
 
@@ -495,16 +568,73 @@ mod tests {
     fn an_unanswered_connect_and_a_refusal_lose_the_connection() {
         let mut s = Session::new(8, 4096);
         let _ = s.open(&connect(30), 1_000);
-        assert_eq!(s.deadline(), Some(31_000));
-        assert!(matches!(&s.tick(31_000)[..], [Output::Lost(why)] if why.contains("no CONNACK")));
+        assert_eq!(s.deadline(), Some(1_000 + CONNACK_TIMEOUT_MS));
+        assert!(s.tick(CONNACK_TIMEOUT_MS).is_empty());
+        assert!(
+            matches!(&s.tick(1_000 + CONNACK_TIMEOUT_MS)[..], [Output::Lost(why)] if why.contains("no CONNACK"))
+        );
+        let _ = s.open(&connect(3), 0);
+        assert_eq!(s.deadline(), Some(3_000), "a short keepalive waits less");
 
         let _ = s.open(&connect(5), 0);
-        assert_eq!(s.deadline(), Some(CONNACK_TIMEOUT_MS));
+        assert_eq!(
+            s.deadline(),
+            Some(5_000),
+            "keepalive 5 s: CONNACK within 5 s"
+        );
         let out = s.received(&[0x20, 2, 0, 5], 10);
         assert!(
             matches!(&out[..], [Output::Lost(why)] if why.contains("CONNACK 5 (not authorized)")),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn a_broker_silent_while_it_owes_a_puback_loses_the_connection() {
+        let mut s = connected(120);
+        let _ = s.publish("t", b"1", false, 1_000);
+        assert_eq!(s.deadline(), Some(1_000 + RESPONSE_TIMEOUT_MS));
+        // Anything the broker sends shows it is alive: the wait starts again.
+        let _ = s.received(&PINGRESP, 5_000);
+        assert_eq!(s.deadline(), Some(5_000 + RESPONSE_TIMEOUT_MS));
+        assert!(s.tick(5_000 + RESPONSE_TIMEOUT_MS - 1).is_empty());
+        let out = s.tick(5_000 + RESPONSE_TIMEOUT_MS);
+        assert!(
+            matches!(&out[..], [Output::Lost(why)] if why.contains("no PUBACK")),
+            "{out:?}"
+        );
+        assert_eq!(s.unacknowledged(), 1, "kept for the next connection");
+    }
+
+    #[test]
+    fn an_acknowledged_session_waits_for_nothing() {
+        let mut s = connected(120);
+        let _ = s.publish("t", b"1", false, 1_000);
+        let _ = s.received(&[0x40, 2, 0, 1], 1_100);
+        assert_eq!(s.deadline(), Some(1_000 + 60_000), "only the next ping");
+    }
+
+    #[test]
+    fn an_oversized_message_is_acknowledged_and_reported_and_the_connection_stays() {
+        let mut s = Session::new(8, 1024);
+        let _ = s.open(&connect(30), 0);
+        let _ = s.received(&CONNACK, 0);
+        let big = mqtt::publish("meter/ctrl/set_fallbackvalue", &[b'x'; 20_000], 1, false, 9);
+        let mut out = Vec::new();
+        for piece in big.chunks(1000) {
+            out.extend(s.received(piece, 1));
+        }
+        assert_eq!(
+            out,
+            vec![
+                Output::Send(mqtt::puback(9)),
+                Output::TooLarge {
+                    topic: "meter/ctrl/set_fallbackvalue".into(),
+                    size: big.len() - 4
+                }
+            ]
+        );
+        assert!(s.is_connected());
     }
 
     #[test]
@@ -567,13 +697,31 @@ mod tests {
     }
 
     #[test]
-    fn a_full_outbox_gives_up_the_oldest_and_says_so() {
-        let mut s = Session::new(2, 4096);
-        let _ = s.publish("t", b"1", false, 0);
-        let _ = s.publish("t", b"2", false, 0);
-        let out = s.publish("t", b"3", false, 0);
+    fn a_full_outbox_gives_up_a_superseded_or_unretained_message_first_and_says_so() {
+        let mut s = Session::new(3, 4096);
+        let _ = s.publish("state", b"1", true, 0);
+        let _ = s.publish("status", b"a", false, 0);
+        let _ = s.publish("info", b"x", true, 0);
+        assert!(!s.has_room());
+        // A newer value of a kept topic supersedes it.
+        let out = s.publish("state", b"2", true, 0);
         assert!(matches!(&out[..], [Output::Warning(w)] if w.contains("message 1 is given up")));
-        assert_eq!(s.unacknowledged(), 2);
+        // Otherwise the oldest message that is not retained goes.
+        let out = s.publish("other", b"y", true, 0);
+        assert!(matches!(&out[..], [Output::Warning(w)] if w.contains("message 2 is given up")));
+        assert_eq!(s.unacknowledged(), 3);
+        let _ = s.open(&connect(30), 1);
+        let resent: Vec<Vec<u8>> = sends(&s.received(&CONNACK, 2));
+        assert_eq!(
+            resent.concat(),
+            [
+                mqtt::with_dup(&mqtt::publish("info", b"x", 1, true, 3)),
+                mqtt::with_dup(&mqtt::publish("state", b"2", 1, true, 4)),
+                mqtt::with_dup(&mqtt::publish("other", b"y", 1, true, 5)),
+            ]
+            .concat(),
+            "the retained values that matter survive"
+        );
     }
 
     #[test]
