@@ -212,6 +212,11 @@ impl<'a> Entity<'a> {
     }
 }
 
+/// The `index`th discovery config topic and payload of [`discovery_messages`], if there is one.
+pub fn message_at(config: &Config, facts: &DeviceFacts, index: usize) -> Option<(String, String)> {
+    discovery_messages(config, facts).into_iter().nth(index)
+}
+
 /// Every discovery config topic and payload for this configuration.
 pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, String)> {
     let meter = MeterType::get(config.mqtt.home_assistant.meter_type);

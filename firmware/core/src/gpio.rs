@@ -276,6 +276,12 @@ impl Pin {
         self.accept(level, now_ms)
     }
 
+    /// When a held-back level will have lasted the debounce time ([`Pin::settle`] accepts it then).
+    pub fn settle_deadline(&self) -> Option<u64> {
+        self.pending?;
+        Some(self.last_edge_ms.unwrap_or(0) + u64::from(self.config.debounce_ms))
+    }
+
     /// Takes `level` as the pin's debounced level: `Some(level)` when it is a change.
     fn accept(&mut self, level: bool, now_ms: u64) -> Option<bool> {
         if level == self.level {

@@ -121,12 +121,7 @@ fn nothing_is_published_while_disconnected() {
 
 impl Bench {
     fn cycle_without_mqtt(&mut self) {
-        self.send(Event::Http(meter_core::HttpRequest {
-            method: "GET".into(),
-            path: "/api/status".into(),
-            query: String::new(),
-            body: vec![],
-        }));
+        self.http("GET", "/api/status", "", "");
         // A GPIO trigger is the only way to start a cycle without MQTT in this config; use the engine directly.
         self.engine.request_cycle();
         let frame = self.engine.capture_simulated();

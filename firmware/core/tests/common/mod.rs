@@ -107,7 +107,13 @@ impl Bench {
     }
 
     pub fn send(&mut self, event: Event) -> Vec<Action> {
-        let actions = self.engine.handle(self.now, event);
+        self.engine.push_event(self.now, event);
+        self.drain()
+    }
+
+    /// Carries out what the engine has queued (a frame request is answered by the simulated camera).
+    pub fn drain(&mut self) -> Vec<Action> {
+        let actions: Vec<Action> = std::iter::from_fn(|| self.engine.poll_action()).collect();
         let mut frame_requested = false;
         for a in &actions {
             self.all.push(a.clone());
@@ -190,17 +196,9 @@ impl Bench {
             query: query.into(),
             body: body.as_bytes().to_vec(),
         };
-        let actions = self.send(Event::Http(req));
-        actions
-            .into_iter()
-            .find_map(|a| {
-                if let Action::Http(r) = a {
-                    Some(r)
-                } else {
-                    None
-                }
-            })
-            .expect("an HTTP response")
+        let response = self.engine.http(self.now, &req);
+        self.drain();
+        response
     }
 
     /// The tree as text, one `topic [r] payload` line per topic, sorted; volatile values are not redacted here
