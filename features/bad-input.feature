@@ -70,6 +70,23 @@ Feature: Bad input gets a clear error and changes nothing
       | {"mqtt":{"maintopik":"x"}}                   | mqtt.maintopik             |
 
   Scenario: An oversized control payload is refused
-    When I publish 20000 bytes to "process/ctrl/set_fallbackvalue"
+    When I publish 5000 bytes to "process/ctrl/set_fallbackvalue"
     Then the console shows an error containing "exceeds the 4096 byte limit"
     And the board is still running
+
+  Scenario: A message larger than the board's MQTT packet limit is skipped and the board stays connected
+    When I publish 20000 bytes to "process/ctrl/set_fallbackvalue"
+    Then the console shows an error containing "is larger than the device takes: skipped"
+    When I trigger a cycle
+    Then topic "process/status/cycle_counter" is "1"
+    And the console log does not contain "connection lost"
+
+  @virtual-only
+  Scenario: A skipped oversized message does not come back after a reconnect
+    When I publish 20000 bytes to "process/ctrl/set_fallbackvalue"
+    Then the console shows an error containing "is larger than the device takes: skipped"
+    When I forget what the console showed
+    And the broker restarts
+    And I trigger a cycle
+    Then topic "process/status/cycle_counter" is "1"
+    And the console log does not contain "is larger than the device takes"

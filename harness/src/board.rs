@@ -134,6 +134,13 @@ impl BoardProcess {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// Whether the process still runs (it has not died by itself).
+    pub fn is_alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// The version the running firmware reports on `GET /api/status` (waits up to `timeout` for the web server).
     pub fn firmware_version(&self, timeout: Duration) -> Result<String, BoardError> {
         let deadline = Instant::now() + timeout;
@@ -295,6 +302,28 @@ impl VirtualBoard {
         &self.state_dir
     }
 
+    /// The board program's process id (0 while powered off).
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, BoardProcess::pid)
+    }
+
+    /// Whether the board program runs (it was not powered off and has not died by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(BoardProcess::is_alive)
+    }
+
+    /// One raw request on the GPIO socket and its reply, refusals included (`{"ok":false,...}`).
+    pub fn gpio_request(&self, request: &Value) -> Result<Value, BoardError> {
+        let path = self.ready["gpio"].as_str().ok_or(BoardError::PoweredOff)?;
+        let mut s = UnixStream::connect(path)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(format!("{request}\n").as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line)?;
+        serde_json::from_str(&line)
+            .map_err(|e| BoardError::Gpio(format!("bad reply {line:?}: {e}")))
+    }
+
     fn signal(&mut self, sig: &str) {
         if let Some(mut process) = self.process.take() {
             process.signal(sig);
@@ -304,14 +333,7 @@ impl VirtualBoard {
     }
 
     fn gpio(&self, request: Value) -> Result<Value, BoardError> {
-        let path = self.ready["gpio"].as_str().ok_or(BoardError::PoweredOff)?;
-        let mut s = UnixStream::connect(path)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(format!("{request}\n").as_bytes())?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line)?;
-        let v: Value = serde_json::from_str(&line)
-            .map_err(|e| BoardError::Gpio(format!("bad reply {line:?}: {e}")))?;
+        let v = self.gpio_request(&request)?;
         if v["ok"] != true {
             return Err(BoardError::Gpio(
                 v["error"].as_str().unwrap_or("refused").to_string(),

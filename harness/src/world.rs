@@ -61,6 +61,8 @@ pub struct Rig {
     browser: Option<crate::browser::Browser>,
     /// The error of the last refused flash.
     flash_error: Option<String>,
+    /// Console lines before this index are forgotten ('I forget what the console showed').
+    console_mark: usize,
 }
 
 impl std::fmt::Debug for Rig {
@@ -818,6 +820,27 @@ async fn console_log_contains(w: &mut Rig, text: String) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[when("I forget what the console showed")]
+async fn forget_console(w: &mut Rig) -> Result<()> {
+    w.console_mark = w.board()?.console_capture().len();
+    Ok(())
+}
+
+#[then(expr = "the console log does not contain {string}")]
+async fn console_log_lacks(w: &mut Rig, text: String) -> Result<()> {
+    let mark = w.console_mark;
+    if let Some((_, line)) = w
+        .board()?
+        .console_capture()
+        .into_iter()
+        .skip(mark)
+        .find(|(_, l)| l.contains(&text))
+    {
+        bail!("the console showed {text:?}: {line:?}");
+    }
+    Ok(())
 }
 
 #[then(expr = "GPIO {int} is {word}")]

@@ -36,10 +36,18 @@ fn the_suite_passes_on_a_board_reached_through_its_inventory() {
         .output()
         .expect("hil run");
     let text = common::text(&out);
+    // The failed steps with what they said, not the whole run.
+    let failures: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains('✘'))
+        .filter(|l| !l.contains('✔'))
+        .take(60)
+        .collect();
     assert!(
         out.status.success(),
-        "{}",
-        &text[text.len().saturating_sub(4000)..]
+        "{}\n{}",
+        failures.join("\n"),
+        &text[text.len().saturating_sub(1000)..]
     );
     assert!(
         text.contains("skipped: ") && text.contains("@virtual-only"),

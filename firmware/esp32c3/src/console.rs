@@ -1,23 +1,19 @@
-//! The console on the USB-Serial-JTAG port: lines typed by the rig become `ConsoleLine` events; replies and logs go
-//! out as `\r\n`-terminated lines.
-
-use alloc::string::String;
+//! The console on the USB-Serial-JTAG port: what the host types goes to the shell's inbox; what the firmware
+//! prints leaves the shell's bounded pipe (the shell drops lines that do not fit; nothing here waits for it).
 
 use embassy_executor::Spawner;
-use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use embassy_sync::channel::Channel;
 use embedded_io_async::{Read, Write};
 use esp_hal::peripherals::USB_DEVICE;
 use esp_hal::usb::usb_serial_jtag::{UsbSerialJtag, UsbSerialJtagRx, UsbSerialJtagTx};
 use esp_hal::Async;
-use meter_core::console::LineSplitter;
-use meter_core::engine::Event;
+use meter_shell::Input;
 
-static OUT: Channel<CriticalSectionRawMutex, String, 32> = Channel::new();
+use crate::{INBOX, UART};
 
-/// Queues a line for the console; dropped when the host does not read (a full queue must not stall the device).
-pub fn line(text: &str) {
-    let _ = OUT.try_send(String::from(text));
+/// A log line of the board's own tasks (Wi-Fi): dropped, like every console line, when nobody reads.
+pub fn log(level: meter_core::engine::Level, tag: &str, message: &str) {
+    let uptime = embassy_time::Instant::now().as_millis();
+    meter_shell::uart::put_line(&UART, &meter_shell::log::line(level, uptime, tag, message));
 }
 
 pub fn start(spawner: &Spawner, usb: USB_DEVICE<'static>) {
@@ -28,22 +24,19 @@ pub fn start(spawner: &Spawner, usb: USB_DEVICE<'static>) {
 
 #[embassy_executor::task]
 async fn reader(mut rx: UsbSerialJtagRx<'static, Async>) {
-    let mut lines = LineSplitter::default();
     let mut buf = [0u8; 64];
     loop {
         let Ok(n) = rx.read(&mut buf).await;
-        for line in lines.feed(&buf[..n]) {
-            crate::EVENTS.send(Event::ConsoleLine(line)).await;
-        }
+        INBOX.send(Input::Uart(buf[..n].to_vec())).await;
     }
 }
 
 #[embassy_executor::task]
 async fn writer(mut tx: UsbSerialJtagTx<'static, Async>) {
+    let mut buf = [0u8; 256];
     loop {
-        let text = OUT.receive().await;
-        let _ = tx.write_all(text.as_bytes()).await;
-        let _ = tx.write_all(b"\r\n").await;
+        let n = UART.read(&mut buf).await;
+        let _ = tx.write_all(&buf[..n]).await;
         let _ = tx.flush().await;
     }
 }

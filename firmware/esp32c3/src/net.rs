@@ -15,6 +15,7 @@ use esp_radio::wifi::{AuthenticationMethodConfig, Config, Interface, WifiControl
 use static_cell::StaticCell;
 
 use crate::console;
+use meter_core::engine::Level;
 
 /// The last RSSI (dBm) seen while associated; 0 when not associated.
 pub static RSSI: AtomicI32 = AtomicI32::new(0);
@@ -60,7 +61,11 @@ pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<Credent
     let controller = match WifiController::new(wifi, Default::default()) {
         Ok(c) => c,
         Err(e) => {
-            console::line(&format!("E (0) wifi: cannot start the radio: {e:?}"));
+            console::log(
+                Level::Error,
+                "wifi",
+                &format!("cannot start the radio: {e:?}"),
+            );
             // Without a radio the device still runs (console, GPIO): park the network forever.
             loop {
                 Timer::after(Duration::from_secs(3600)).await;
@@ -95,11 +100,10 @@ pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<Credent
         Some(creds) => {
             spawner.spawn(connection(controller, creds).expect("task slot"));
             if embassy_time::with_timeout(DHCP_WAIT, stack.wait_config_up()).await.is_err() {
-                console::line("W (0) wifi: no IP address yet, booting anyway");
+                console::log(Level::Warn, "wifi", "no IP address yet, booting anyway");
             }
         }
-        None => console::line(
-            "W (0) wifi: no credentials; set them: `config set network.wlan.ssid NAME`, `config set network.wlan.password PW`, `reboot`",
+        None => console::log(Level::Warn, "wifi", "no credentials; set them: `config set network.wlan.ssid NAME`, `config set network.wlan.password PW`, `reboot`",
         ),
     }
     Net { stack, mac }
@@ -124,7 +128,11 @@ async fn connection(mut controller: WifiController<'static>, creds: Credentials)
             .map(AuthenticationMethodConfig::Wpa2Personal)
     };
     let (Ok(ssid), Some(auth)) = (creds.ssid.as_str().try_into(), auth) else {
-        console::line("E (0) wifi: network.wlan.ssid or password is too long");
+        console::log(
+            Level::Error,
+            "wifi",
+            "network.wlan.ssid or password is too long",
+        );
         return;
     };
     let config = Config::Station(
@@ -133,13 +141,17 @@ async fn connection(mut controller: WifiController<'static>, creds: Credentials)
             .with_authentication(auth),
     );
     if let Err(e) = controller.set_config(&config) {
-        console::line(&format!("E (0) wifi: bad station config: {e:?}"));
+        console::log(Level::Error, "wifi", &format!("bad station config: {e:?}"));
         return;
     }
     loop {
         match controller.connect_async().await {
             Ok(_) => {
-                console::line(&format!("I (0) wifi: connected to '{}'", creds.ssid));
+                console::log(
+                    Level::Info,
+                    "wifi",
+                    &format!("connected to '{}'", creds.ssid),
+                );
                 // The RSSI the status topics report, refreshed while associated.
                 loop {
                     RSSI.store(controller.rssi().unwrap_or(0), Ordering::Relaxed);
@@ -150,12 +162,13 @@ async fn connection(mut controller: WifiController<'static>, creds: Credentials)
                     }
                 }
                 RSSI.store(0, Ordering::Relaxed);
-                console::line("W (0) wifi: disconnected");
+                console::log(Level::Warn, "wifi", "disconnected");
             }
-            Err(e) => console::line(&format!(
-                "W (0) wifi: cannot connect to '{}': {e:?}",
-                creds.ssid
-            )),
+            Err(e) => console::log(
+                Level::Warn,
+                "wifi",
+                &format!("cannot connect to '{}': {e:?}", creds.ssid),
+            ),
         }
         Timer::after(Duration::from_secs(5)).await;
     }

@@ -1,45 +1,43 @@
-//! The virtual board: one loop owns the firmware core and carries out its actions on real parts (MQTT over TCP,
-//! the PTY UART, the GPIO socket, the state directory). No device behaviour lives here.
+//! The virtual board: the shared shell (`meter_shell`) on host parts. This file is only what a chip's hardware is
+//! on a host: the boot ROM and bootloader (what boots, download mode, boot loops), the UART as a pseudo-terminal,
+//! GPIO lines on a socket, the SPI flash in a file, the network through tokio, signals for reset and power.
 
-use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
+use embassy_futures::select::{select, select4, Either, Either4};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use meter_core::config::Config;
-use meter_core::engine::{Action, BoardInfo, BoardStatus, Boot, Engine, Event, Level};
-use meter_core::HttpResponse;
+use meter_core::engine::{BoardInfo, BoardStatus, HttpResponse};
+use meter_core::gpio::PinMode;
+use meter_shell::mqtt::{Driver, Link};
+use meter_shell::uart::UartPipe;
+use meter_shell::{Board, Exit, Inbox, Input, Shell};
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
 
 use crate::app_image;
-use crate::flash::{Flash, CONFIG, FALLBACKS};
-use crate::gpio_lines::{self, Drive, Lines};
-use crate::http::{self, Exchange};
-use crate::mqtt::{self, Connection, MqttEvent};
+use crate::gpio_lines::{self, Lines};
+use crate::http;
+use crate::mqtt::{HostClock, HostNet};
 use crate::rom_loader::{Output, RomLoader};
-use crate::spi_flash::SpiFlash;
-use crate::uart::{self, Pty, Uart};
-use meter_core::console::LineSplitter;
+use crate::spi_flash::{SharedFlash, SpiFlash};
+use crate::uart::{self, Pty};
+
+type Mutex = CriticalSectionRawMutex;
 
 /// What the firmware reports as its version when no image was flashed (the factory firmware).
 pub const HOST_FIRMWARE_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-host");
 const PROJECT_NAME: &str = "meterrig";
 /// A bootloader that finds no app resets and tries again, this often.
 const BOOT_RETRY: Duration = Duration::from_secs(1);
-
-/// What runs on the chip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The firmware (the core) runs.
-    App,
-    /// The ROM serial loader waits for a flasher.
-    Download,
-    /// No bootable app: the bootloader resets and fails again, until the next reset into download mode.
-    BootLoop { since: Instant },
-}
+/// Files of the state-directory layout before the config moved into the flash: read once, then renamed.
+const OLD_CONFIG: &str = "config.json";
+const OLD_FALLBACKS: &str = "fallbacks.json";
 
 /// How the board was started.
 pub struct Options {
@@ -50,64 +48,43 @@ pub struct Options {
     pub uart_baud: Option<u32>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// What runs on the chip after a reset.
+enum Mode {
+    /// The firmware: the shell and the engine.
+    App { reset_reason: &'static str },
+    /// The ROM serial loader waits for a flasher.
+    Download,
+    /// No bootable app: the bootloader resets and fails again, until a reset into download mode.
+    BootLoop,
 }
 
-/// Validates a (partial) config file and stores it, merged over the defaults, as the board's config.
-pub fn seed_config(flash: &Flash, path: &PathBuf) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --config {}", path.display()))?;
-    let partial: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("--config {} is not valid JSON", path.display()))?;
-    let (doc, _) = Config::from_partial(&partial)
-        .map_err(|e| anyhow!("--config {} refused: {e}", path.display()))?;
-    flash.write(CONFIG, serde_json::to_string_pretty(&doc)?.as_bytes())
-}
-
-struct Board {
-    engine: Engine,
-    flash: Flash,
-    uart: Uart,
+/// The host's parts as the shell sees them.
+struct HostBoard {
     lines: Lines,
-    mqtt: Option<Connection>,
-    /// A connection leaving in order; the next one with the same client id waits for it.
-    retiring: Option<tokio::task::JoinHandle<()>>,
-    mqtt_up: bool,
-    last_mqtt_failure: Option<String>,
-    generation: u64,
-    mqtt_events: mpsc::Sender<MqttEvent>,
-    mode: Mode,
-    booted_at: Instant,
-    /// The factory MAC (the ROM loader's eFuse and the device info).
-    mac: [u8; 6],
-    firmware_version: String,
-    spi: SpiFlash,
-    loader: RomLoader,
-    console: LineSplitter,
 }
 
-impl Board {
-    fn info(&self) -> BoardInfo {
-        BoardInfo {
-            board_type: "Virtual Board".into(),
-            chip_model: "ESP32-C3".into(),
-            chip_cores: 1,
-            chip_revision: "0.4".into(),
-            chip_frequency_mhz: 160,
-            camera_type: "simulated".into(),
-            camera_frequency_mhz: 20,
-            sd_capacity_mb: 0,
-            sd_partition_mb: 0,
-            ip_address: "127.0.0.1".into(),
-            mac_address: mac_text(&self.mac),
-            firmware_version: self.firmware_version.clone(),
-        }
+impl Board for HostBoard {
+    fn unix_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 
-    fn status(&self) -> BoardStatus {
+    fn configure_pin(&mut self, pin: u8, mode: PinMode, _pwm_hz: u32) -> Result<(), String> {
+        self.lines
+            .configure(pin, mode.name(), mode.is_input(), mode.idle_level());
+        Ok(())
+    }
+
+    fn set_pin(&mut self, pin: u8, level: bool, duty: Option<u32>) {
+        self.lines.drive(pin, level, duty);
+    }
+
+    fn jumpered_input(&mut self, from: u8) -> Option<(u8, bool)> {
+        self.lines.jumpered(from)
+    }
+
+    fn status(&mut self) -> BoardStatus {
         BoardStatus {
             wlan_rssi: -50,
             chip_temp_c: 40.0,
@@ -123,322 +100,25 @@ impl Board {
         }
     }
 
-    fn log(&self, level: Level, message: &str) {
-        let letter = level.letter();
-        let line = format!(
-            "{letter} ({}) meter: {message}",
-            self.booted_at.elapsed().as_millis()
-        );
-        self.uart.line(&line);
+    fn log(&mut self, line: &str) {
         eprintln!("{line}");
-    }
-
-    fn app_running(&self) -> bool {
-        self.mode == Mode::App
-    }
-
-    /// Why the board does not answer, for the rig's GPIO and HTTP clients.
-    fn not_running_reason(&self) -> &'static str {
-        match self.mode {
-            Mode::Download => "the board is in download mode",
-            _ => "no app is running (the bootloader found no bootable image)",
-        }
-    }
-
-    /// Boots from flash: the factory firmware on a never-flashed chip, else the app image the bootloader accepts.
-    fn boot(&mut self, reset_reason: &str) {
-        self.booted_at = Instant::now();
-        self.console.clear();
-        let (offset, project, version) = if self.spi.is_programmed() {
-            match app_image::find_app(self.spi.contents()) {
-                Ok(app) => (app.offset, app.project_name, app.version),
-                Err(failure) => {
-                    for line in uart::bootloader_banner(reset_reason) {
-                        self.uart.line(&line);
-                    }
-                    for line in &failure.lines {
-                        self.uart.line(line);
-                        eprintln!("{line}");
-                    }
-                    self.mode = Mode::BootLoop {
-                        since: Instant::now(),
-                    };
-                    return;
-                }
-            }
-        } else {
-            (
-                app_image::DEFAULT_APP_OFFSET,
-                PROJECT_NAME.to_string(),
-                HOST_FIRMWARE_VERSION.to_string(),
-            )
-        };
-        self.mode = Mode::App;
-        self.firmware_version = version;
-        for line in uart::boot_banner(reset_reason, offset, &project, &self.firmware_version) {
-            self.uart.line(&line);
-        }
-        self.engine = Engine::new();
-        self.lines.clear();
-        self.mqtt_up = false;
-        let boot = Boot {
-            info: self.info(),
-            stored_config: self.flash.read(CONFIG),
-            stored_fallbacks: self.flash.read(FALLBACKS),
-        };
-        let now = now_ms();
-        let mut actions = self.engine.handle(now, Event::Booted(boot));
-        actions.extend(self.engine.handle(now, Event::BoardStatus(self.status())));
-        self.apply(actions);
-    }
-
-    /// Power cut on the MQTT side: the connection drops without DISCONNECT.
-    fn cut_mqtt(&mut self) {
-        self.generation += 1;
-        if let Some(c) = self.mqtt.take() {
-            c.cut();
-        }
-        self.mqtt_up = false;
-    }
-
-    fn reboot(&mut self) {
-        self.uart.line("Rebooting...");
-        self.cut_mqtt();
-        self.boot("0xc (RTC_SW_CPU_RST)");
-    }
-
-    fn enter_download(&mut self) {
-        self.cut_mqtt();
-        self.mode = Mode::Download;
-        self.loader = RomLoader::new(self.mac);
-        for line in uart::download_banner() {
-            self.uart.line(&line);
-        }
-    }
-
-    /// Bytes from the host: console lines for the app, SLIP packets for the ROM loader, nothing in a boot loop.
-    fn on_uart(&mut self, bytes: &[u8]) {
-        match self.mode {
-            Mode::App => {
-                for line in self.console.feed(bytes) {
-                    self.handle(Event::ConsoleLine(line));
-                    if !self.app_running() {
-                        break;
-                    }
-                }
-            }
-            Mode::Download => {
-                for output in self.loader.feed(bytes, &mut self.spi) {
-                    match output {
-                        Output::Uart(frame) => self.uart.raw(&frame),
-                        Output::RunApp => {
-                            eprintln!("ROM loader: run user code");
-                            self.boot("0xc (RTC_SW_CPU_RST)");
-                        }
-                        Output::Reboot => {
-                            eprintln!("ROM loader: reboot (strapping still latched)");
-                            self.enter_download();
-                        }
-                        Output::Baud(baud) => {
-                            eprintln!("ROM loader: host changed the baud rate to {baud}")
-                        }
-                    }
-                }
-            }
-            Mode::BootLoop { .. } => {}
-        }
-    }
-
-    /// A boot loop prints its failure again after every bootloader reset.
-    fn on_boot_loop_tick(&mut self) {
-        if let Mode::BootLoop { since } = self.mode {
-            if since.elapsed() >= BOOT_RETRY {
-                self.boot("0x3 (RTC_SW_SYS_RST)");
-            }
-        }
-    }
-
-    /// Carries out actions; returns the HTTP response among them, if any.
-    fn apply(&mut self, actions: Vec<Action>) -> Option<HttpResponse> {
-        let mut queue: VecDeque<Action> = actions.into();
-        let mut http = None;
-        let (mut reboot, mut download) = (false, false);
-        while let Some(action) = queue.pop_front() {
-            match action {
-                Action::Publish {
-                    topic,
-                    payload,
-                    retain,
-                    ..
-                } => {
-                    if let Some(c) = &self.mqtt {
-                        if let Err(e) = c.publish(topic.clone(), payload, retain) {
-                            self.log(
-                                Level::Error,
-                                &format!("MQTT publish to '{topic}' failed: {e}"),
-                            );
-                        }
-                    }
-                }
-                Action::Subscribe { filter, .. } => {
-                    if let Some(c) = &self.mqtt {
-                        if let Err(e) = c.subscribe(filter.clone()) {
-                            self.log(
-                                Level::Error,
-                                &format!("MQTT subscribe to '{filter}' failed: {e}"),
-                            );
-                        }
-                    }
-                }
-                Action::MqttConnect(settings) => {
-                    // A replaced connection leaves in order, so what the firmware queued (e.g. the old tree's
-                    // `offline`) still goes out.
-                    self.generation += 1;
-                    self.mqtt_up = false;
-                    let predecessor = self
-                        .mqtt
-                        .take()
-                        .map(Connection::retire)
-                        .or_else(|| self.retiring.take());
-                    match mqtt::connect(
-                        &settings,
-                        self.generation,
-                        self.mqtt_events.clone(),
-                        predecessor,
-                    ) {
-                        Ok(c) => {
-                            self.log(
-                                Level::Info,
-                                &format!("MQTT: connecting to {}:{}", settings.host, settings.port),
-                            );
-                            self.mqtt = Some(c);
-                        }
-                        Err(e) => self.log(Level::Error, &format!("MQTT: cannot connect: {e:#}")),
-                    }
-                }
-                Action::MqttDisconnect => {
-                    // Leaves in order, as a replaced connection does: the firmware's `offline` goes out first.
-                    self.generation += 1;
-                    self.mqtt_up = false;
-                    self.retiring = self.mqtt.take().map(Connection::retire);
-                }
-                Action::ConfigurePin { pin, mode } => {
-                    self.lines
-                        .configure(pin, mode.name(), mode.is_input(), mode.idle_level())
-                }
-                Action::SetPin { pin, level, duty } => {
-                    self.lines.drive(pin, level, duty);
-                    // A jumper carries the output to an input pin.
-                    if let Some(to) = self.lines.jumper_from(pin) {
-                        if self.lines.get(to).is_some_and(|l| l.is_input) {
-                            let level = duty.map_or(level, |d| d > 0);
-                            self.lines.set_input(to, level);
-                            queue.extend(
-                                self.engine
-                                    .handle(now_ms(), Event::PinChanged { pin: to, level }),
-                            );
-                        }
-                    }
-                }
-                Action::RequestFrame => {
-                    let frame = self.engine.capture_simulated();
-                    queue.extend(self.engine.handle(now_ms(), Event::Frame(frame)));
-                }
-                Action::ConsoleWrite(line) => self.uart.line(&line),
-                Action::Http(resp) => http = Some(resp),
-                Action::PersistConfig(text) => {
-                    if let Err(e) = self.flash.write(CONFIG, text.as_bytes()) {
-                        self.log(Level::Error, &format!("flash: config not saved: {e:#}"));
-                    }
-                }
-                Action::PersistFallbacks(text) => {
-                    if let Err(e) = self.flash.write(FALLBACKS, text.as_bytes()) {
-                        self.log(
-                            Level::Error,
-                            &format!("flash: fallback values not saved: {e:#}"),
-                        );
-                    }
-                }
-                Action::Reboot => reboot = true,
-                Action::EnterDownloadMode => download = true,
-                Action::Log { level, message } => self.log(level, &message),
-            }
-        }
-        if download {
-            self.enter_download();
-        } else if reboot && self.app_running() {
-            self.reboot();
-        }
-        http
-    }
-
-    fn handle(&mut self, event: Event) -> Option<HttpResponse> {
-        let actions = self.engine.handle(now_ms(), event);
-        self.apply(actions)
-    }
-
-    fn on_mqtt(&mut self, event: MqttEvent) {
-        match event {
-            MqttEvent::Connected(g) if g == self.generation && self.app_running() => {
-                self.mqtt_up = true;
-                self.last_mqtt_failure = None;
-                self.handle(Event::MqttConnected);
-            }
-            MqttEvent::Disconnected(g, why) if g == self.generation && self.app_running() => {
-                if self.mqtt_up {
-                    self.mqtt_up = false;
-                    self.log(Level::Warn, &format!("MQTT: connection lost: {why}"));
-                    self.handle(Event::MqttDisconnected);
-                } else if self.last_mqtt_failure.as_deref() != Some(why.as_str()) {
-                    // Retries repeat the same reason; say it once.
-                    self.log(
-                        Level::Error,
-                        &format!("MQTT: cannot connect: {why} (retrying with backoff)"),
-                    );
-                    self.last_mqtt_failure = Some(why);
-                }
-            }
-            MqttEvent::Message(g, topic, payload) if g == self.generation && self.app_running() => {
-                self.handle(Event::MqttMessage { topic, payload });
-            }
-            _ => {}
-        }
-    }
-
-    fn on_drive(&mut self, drive: Drive) {
-        if !self.app_running() {
-            let _ = drive.reply.send(Err(self.not_running_reason().into()));
-            return;
-        }
-        self.lines.set_input(drive.pin, drive.level);
-        self.handle(Event::PinChanged {
-            pin: drive.pin,
-            level: drive.level,
-        });
-        let _ = drive.reply.send(Ok(()));
-    }
-
-    fn on_http(&mut self, exchange: Exchange) {
-        let resp = if !self.app_running() {
-            HttpResponse {
-                status: 503,
-                content_type: "application/json",
-                body: json!({"error": self.not_running_reason()}).to_string(),
-            }
-        } else {
-            self.handle(Event::Http(exchange.request))
-                .unwrap_or(HttpResponse {
-                    status: 500,
-                    content_type: "application/json",
-                    body: json!({"error": "no response from firmware"}).to_string(),
-                })
-        };
-        let _ = exchange.reply.send(resp);
     }
 }
 
+/// Validates a (partial) config file: the document, merged over the defaults, to store as the board's config.
+pub fn seed_config(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --config {}", path.display()))?;
+    let partial: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--config {} is not valid JSON", path.display()))?;
+    let (doc, _) = Config::from_partial(&partial)
+        .map_err(|e| anyhow!("--config {} refused: {e}", path.display()))?;
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
 /// A locally administered MAC derived from the state directory, stable across restarts.
-fn mac_for(dir: &std::path::Path) -> [u8; 6] {
+fn mac_for(dir: &Path) -> [u8; 6] {
+    use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     dir.hash(&mut h);
     let b = h.finish().to_be_bytes();
@@ -450,82 +130,267 @@ fn mac_text(mac: &[u8; 6]) -> String {
     parts.join(":")
 }
 
+fn board_info(mac: &[u8; 6], firmware_version: &str) -> BoardInfo {
+    BoardInfo {
+        board_type: "Virtual Board".into(),
+        chip_model: "ESP32-C3".into(),
+        chip_cores: 1,
+        chip_revision: "0.4".into(),
+        chip_frequency_mhz: 160,
+        camera_type: "simulated".into(),
+        camera_frequency_mhz: 20,
+        sd_capacity_mb: 0,
+        sd_partition_mb: 0,
+        ip_address: "127.0.0.1".into(),
+        mac_address: mac_text(mac),
+        firmware_version: firmware_version.to_string(),
+    }
+}
+
 /// Runs the board until SIGTERM / SIGINT (the reset button) or SIGKILL (power loss).
 pub async fn run(opts: Options) -> Result<()> {
-    let flash = Flash::open(&opts.state_dir)?;
-    if let Some(path) = &opts.config {
-        seed_config(&flash, path)?;
-    }
-    let spi = SpiFlash::open(flash.dir())?;
-    let (uart_tx, mut uart_rx) = mpsc::channel::<Vec<u8>>(1024);
-    let (serial, uart, _slave) =
-        Pty::open(opts.uart_baud)?.spawn_reader(opts.uart_baud, move |bytes| {
-            let _ = uart_tx.blocking_send(bytes);
-        })?;
-    let (http_tx, mut http_rx) = mpsc::channel(64);
-    let http_addr = http::serve(http_tx).await?;
-    let lines = Lines::new();
-    let (drive_tx, mut drive_rx) = mpsc::channel(64);
-    let gpio = gpio_lines::serve(&flash.path("gpio.sock"), lines.clone(), drive_tx).await?;
-    let (mqtt_tx, mut mqtt_rx) = mpsc::channel(1024);
+    std::fs::create_dir_all(&opts.state_dir)
+        .with_context(|| format!("cannot create state dir {}", opts.state_dir.display()))?;
+    let dir = opts
+        .state_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve state dir {}", opts.state_dir.display()))?;
+    let seed = opts.config.as_deref().map(seed_config).transpose()?;
+    let chip = Rc::new(RefCell::new(SpiFlash::open(&dir)?));
 
-    let ready = json!({"serial": serial, "http": http_addr.to_string(), "gpio": gpio, "pid": std::process::id()});
+    let clock = HostClock::new();
+    let link: Link<Mutex> = Link::new();
+    let pipe: UartPipe<Mutex> = UartPipe::new();
+    let inbox: Arc<Inbox<Mutex>> = Arc::new(Inbox::new());
+    let mut shell = Shell::new(clock, &link, &pipe, SharedFlash(chip.clone()));
+    migrate_state_dir(&mut shell, &dir).await?;
+    if let Some(text) = seed {
+        shell
+            .save_config(&text)
+            .await
+            .map_err(|e| anyhow!("--config could not be saved in the flash: {e}"))?;
+    }
+
+    let pty = Pty::open(opts.uart_baud)?;
+    let http_addr = http::serve(inbox.clone(), clock).await?;
+    let lines = Lines::new();
+    let gpio = gpio_lines::serve(&dir.join("gpio.sock"), lines.clone(), inbox.clone()).await?;
+    let ready = json!({"serial": pty.path, "http": http_addr.to_string(), "gpio": gpio, "pid": std::process::id()});
     println!("{ready}");
     use std::io::Write;
     std::io::stdout().flush()?;
 
-    let mac = mac_for(flash.dir());
-    let mut board = Board {
-        engine: Engine::new(),
-        loader: RomLoader::new(mac),
+    let mac = mac_for(&dir);
+    let mut chip_board = Chip {
+        shell,
+        board: HostBoard { lines },
+        chip,
+        pipe: &pipe,
         mac,
-        firmware_version: HOST_FIRMWARE_VERSION.to_string(),
-        spi,
-        console: LineSplitter::default(),
-        flash,
-        uart,
-        lines,
-        mqtt: None,
-        retiring: None,
-        mqtt_up: false,
-        last_mqtt_failure: None,
-        generation: 0,
-        mqtt_events: mqtt_tx,
-        mode: Mode::App,
-        booted_at: Instant::now(),
+        loader: RomLoader::new(mac),
     };
-    if opts.download {
-        board.enter_download();
-    } else {
-        board.boot("0x1 (POWERON)");
-    }
-
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut status_at = Instant::now();
+    let mut driver = Driver::new(&link, clock);
+    let mut net = HostNet;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    loop {
+    let first = if opts.download {
+        Mode::Download
+    } else {
+        Mode::App {
+            reset_reason: "0x1 (POWERON)",
+        }
+    };
+    // The reset button: no orderly MQTT DISCONNECT, the broker sends the LWT.
+    let reset_button = async {
         tokio::select! {
-            Some(bytes) = uart_rx.recv() => board.on_uart(&bytes),
-            Some(exchange) = http_rx.recv() => board.on_http(exchange),
-            Some(drive) = drive_rx.recv() => board.on_drive(drive),
-            Some(event) = mqtt_rx.recv() => board.on_mqtt(event),
-            _ = tick.tick() => {
-                board.on_boot_loop_tick();
-                if board.app_running() {
-                    if status_at.elapsed() > Duration::from_secs(10) {
-                        status_at = Instant::now();
-                        let status = board.status();
-                        board.handle(Event::BoardStatus(status));
-                    }
-                    board.handle(Event::Tick);
-                }
-            }
-            // The reset button: no orderly MQTT DISCONNECT, the broker sends the LWT.
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+            _ = sigterm.recv() => {},
+            _ = sigint.recv() => {},
+        }
+    };
+    match select4(
+        chip_board.run(first, &inbox),
+        driver.run(&mut net),
+        pty.send_from(&pipe),
+        select(pty.receive(&inbox), reset_button),
+    )
+    .await
+    {
+        Either4::First(never) => match never {},
+        Either4::Second(never) => never,
+        Either4::Third(()) | Either4::Fourth(_) => {}
+    }
+    // What the reset prints goes out directly: the pipe's task has stopped.
+    pty.write_now(b"rst:0xc (RTC_SW_CPU_RST)\r\n");
+    std::process::exit(0);
+}
+
+/// Imports a state directory of the file layout (`config.json`, `fallbacks.json`) into the flash, once.
+async fn migrate_state_dir<F>(shell: &mut Shell<'_, Mutex, HostClock, F>, dir: &Path) -> Result<()>
+where
+    F: embedded_storage_async::nor_flash::MultiwriteNorFlash,
+{
+    for (file, key) in [
+        (OLD_CONFIG, meter_shell::storage::CONFIG),
+        (OLD_FALLBACKS, meter_shell::storage::FALLBACKS),
+    ] {
+        let path = dir.join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let saved = if key == meter_shell::storage::CONFIG {
+            shell.save_config(&text).await
+        } else {
+            shell.save_fallbacks(&text).await
+        };
+        saved.map_err(|e| anyhow!("cannot move {} into the flash: {e}", path.display()))?;
+        let done = dir.join(format!("{file}.migrated"));
+        std::fs::rename(&path, &done)
+            .with_context(|| format!("cannot rename {}", path.display()))?;
+        eprintln!(
+            "state dir: {} moved into the flash's storage partition (kept as {})",
+            path.display(),
+            done.display()
+        );
+    }
+    Ok(())
+}
+
+/// The chip: what boots after a reset, and the firmware's shell when it runs.
+struct Chip<'a> {
+    shell: Shell<'a, Mutex, HostClock, SharedFlash>,
+    board: HostBoard,
+    chip: Rc<RefCell<SpiFlash>>,
+    pipe: &'a UartPipe<Mutex>,
+    mac: [u8; 6],
+    loader: RomLoader,
+}
+
+impl Chip<'_> {
+    /// Resets into `mode`, and again after every restart, for the life of the process.
+    async fn run(&mut self, mut mode: Mode, inbox: &Inbox<Mutex>) -> std::convert::Infallible {
+        loop {
+            mode = match mode {
+                Mode::App { reset_reason } => self.app(reset_reason, inbox).await,
+                Mode::Download => self.download(inbox).await,
+                Mode::BootLoop => self.boot_loop(inbox).await,
+            };
         }
     }
-    board.uart.line("rst:0xc (RTC_SW_CPU_RST)");
-    std::process::exit(0);
+
+    async fn print(&self, line: &str) {
+        self.pipe.write_all(line.as_bytes()).await;
+        self.pipe.write_all(b"\r\n").await;
+    }
+
+    /// The bootloader checks the flash, then the firmware runs until it restarts.
+    async fn app(&mut self, reset_reason: &'static str, inbox: &Inbox<Mutex>) -> Mode {
+        let flashed = self.chip.borrow().is_programmed();
+        let (offset, project, version) = if flashed {
+            let found = app_image::find_app(self.chip.borrow().contents());
+            match found {
+                Ok(app) => (app.offset, app.project_name, app.version),
+                Err(failure) => {
+                    for line in uart::bootloader_banner(reset_reason) {
+                        self.print(&line).await;
+                    }
+                    for line in &failure.lines {
+                        self.print(line).await;
+                        eprintln!("{line}");
+                    }
+                    return Mode::BootLoop;
+                }
+            }
+        } else {
+            (
+                app_image::DEFAULT_APP_OFFSET,
+                PROJECT_NAME.to_string(),
+                HOST_FIRMWARE_VERSION.to_string(),
+            )
+        };
+        for line in uart::boot_banner(reset_reason, offset, &project, &version) {
+            self.print(&line).await;
+        }
+        self.board.lines.clear();
+        self.board.lines.set_away(None);
+        let info = board_info(&self.mac, &version);
+        let exit = match self.shell.boot(&mut self.board, info).await {
+            Some(exit) => exit,
+            None => self.shell.run(&mut self.board, inbox).await,
+        };
+        match exit {
+            Exit::Reboot => {
+                self.print("Rebooting...").await;
+                Mode::App {
+                    reset_reason: "0xc (RTC_SW_CPU_RST)",
+                }
+            }
+            Exit::Download => Mode::Download,
+        }
+    }
+
+    /// The ROM serial loader: SLIP from the UART, flash writes, until it runs the app or reboots.
+    async fn download(&mut self, inbox: &Inbox<Mutex>) -> Mode {
+        self.board
+            .lines
+            .set_away(Some("the board is in download mode"));
+        self.loader = RomLoader::new(self.mac);
+        for line in uart::download_banner() {
+            self.print(&line).await;
+        }
+        loop {
+            match inbox.receive().await {
+                Input::Uart(bytes) => {
+                    let outputs = self.loader.feed(&bytes, &mut self.chip.borrow_mut());
+                    for output in outputs {
+                        match output {
+                            Output::Uart(frame) => self.pipe.write_all(&frame).await,
+                            Output::RunApp => {
+                                eprintln!("ROM loader: run user code");
+                                return Mode::App {
+                                    reset_reason: "0xc (RTC_SW_CPU_RST)",
+                                };
+                            }
+                            Output::Reboot => {
+                                eprintln!("ROM loader: reboot (strapping still latched)");
+                                return Mode::Download;
+                            }
+                            Output::Baud(baud) => {
+                                eprintln!("ROM loader: host changed the baud rate to {baud}")
+                            }
+                        }
+                    }
+                }
+                input => not_running(input, "the board is in download mode"),
+            }
+        }
+    }
+
+    /// No bootable app: the bootloader's failure again after every reset, the firmware never runs.
+    async fn boot_loop(&mut self, inbox: &Inbox<Mutex>) -> Mode {
+        let why = "no app is running (the bootloader found no bootable image)";
+        self.board.lines.set_away(Some(why));
+        let until = tokio::time::Instant::now() + BOOT_RETRY;
+        loop {
+            match select(inbox.receive(), tokio::time::sleep_until(until)).await {
+                Either::First(input) => not_running(input, why),
+                Either::Second(()) => {
+                    return Mode::App {
+                        reset_reason: "0x3 (RTC_SW_SYS_RST)",
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An input while the firmware does not run: HTTP gets 503 with the reason; console bytes and pin changes reach
+/// nothing.
+fn not_running(input: Input, why: &str) {
+    if let Input::Http(_, reply) = input {
+        reply.send(HttpResponse {
+            status: 503,
+            content_type: "application/json",
+            body: json!({"error": why}).to_string(),
+        });
+    }
 }

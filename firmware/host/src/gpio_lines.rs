@@ -17,10 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use meter_shell::limits::GPIO_CONNECTIONS;
+use meter_shell::{Inbox, Input};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, Semaphore};
 
 /// What a line shows: the configured mode and the current level / duty.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,13 +41,8 @@ pub struct Lines {
     events: Option<broadcast::Sender<Value>>,
     /// Jumpers: output pin -> input pin.
     jumpers: Arc<Mutex<BTreeMap<u8, u8>>>,
-}
-
-/// A request to drive an input, answered by the board loop.
-pub struct Drive {
-    pub pin: u8,
-    pub level: bool,
-    pub reply: oneshot::Sender<Result<(), String>>,
+    /// Why the firmware cannot take an input now (download mode, boot loop), if so.
+    away: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl Lines {
@@ -54,12 +52,31 @@ impl Lines {
             inner: Arc::default(),
             events: Some(tx),
             jumpers: Arc::default(),
+            away: Arc::default(),
         }
     }
 
-    /// The input pin a jumper connects to `pin`, if any.
-    pub fn jumper_from(&self, pin: u8) -> Option<u8> {
-        self.jumpers.lock().ok().and_then(|j| j.get(&pin).copied())
+    /// Whether the firmware runs (and takes inputs), or why not.
+    pub fn set_away(&self, why: Option<&'static str>) {
+        if let Ok(mut away) = self.away.lock() {
+            *away = why;
+        }
+    }
+
+    fn away(&self) -> Option<&'static str> {
+        self.away.lock().ok().and_then(|a| *a)
+    }
+
+    /// After the firmware drove `from`: the input a jumper carries it to, with the level that input now reads.
+    pub fn jumpered(&self, from: u8) -> Option<(u8, bool)> {
+        let to = self.jumpers.lock().ok()?.get(&from).copied()?;
+        let out = self.get(from)?;
+        if !self.get(to)?.is_input {
+            return None;
+        }
+        let level = out.duty.map_or(out.level, |d| d > 0);
+        self.set_input(to, level);
+        Some((to, level))
     }
 
     pub fn clear(&self) {
@@ -125,16 +142,28 @@ impl Lines {
     }
 }
 
-/// Binds the socket and serves it; input drives go to `drives`.
-pub async fn serve(path: &Path, lines: Lines, drives: mpsc::Sender<Drive>) -> Result<PathBuf> {
+/// Binds the socket and serves it; input changes go to the firmware's inbox.
+pub async fn serve(
+    path: &Path,
+    lines: Lines,
+    inbox: Arc<Inbox<CriticalSectionRawMutex>>,
+) -> Result<PathBuf> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot bind GPIO socket {}", path.display()))?;
+    let slots = Arc::new(Semaphore::new(GPIO_CONNECTIONS));
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let lines = lines.clone();
-            let drives = drives.clone();
+            let drives = inbox.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let (read, mut write) = stream.into_split();
                 let mut reader = BufReader::new(read).lines();
                 while let Ok(Some(line)) = reader.next_line().await {
@@ -177,7 +206,7 @@ fn err(message: impl Into<String>) -> Value {
     json!({"ok": false, "error": message.into()})
 }
 
-async fn handle(line: &str, lines: &Lines, drives: &mpsc::Sender<Drive>) -> Value {
+async fn handle(line: &str, lines: &Lines, inbox: &Inbox<CriticalSectionRawMutex>) -> Value {
     let req: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return err(format!("request is not JSON: {e}")),
@@ -222,15 +251,12 @@ async fn handle(line: &str, lines: &Lines, drives: &mpsc::Sender<Drive>) -> Valu
                 }
                 Some(_) => {}
             }
-            let (reply, rx) = oneshot::channel();
-            if drives.send(Drive { pin, level, reply }).await.is_err() {
-                return err("the board is not running");
+            if let Some(why) = lines.away() {
+                return err(why);
             }
-            match rx.await {
-                Ok(Ok(())) => json!({"ok": true}),
-                Ok(Err(e)) => err(e),
-                Err(_) => err("the board did not answer"),
-            }
+            lines.set_input(pin, level);
+            inbox.send(Input::Pin { pin, level }).await;
+            json!({"ok": true})
         }
         Some("jumper") => {
             let pin_of = |key: &str| {
@@ -251,17 +277,9 @@ async fn handle(line: &str, lines: &Lines, drives: &mpsc::Sender<Drive>) -> Valu
             if let (Some(out), Some(input)) = (lines.get(from), lines.get(to)) {
                 if !out.is_input && input.is_input {
                     let level = out.duty.map_or(out.level, |d| d > 0);
-                    let (reply, rx) = oneshot::channel();
-                    if drives
-                        .send(Drive {
-                            pin: to,
-                            level,
-                            reply,
-                        })
-                        .await
-                        .is_ok()
-                    {
-                        let _ = rx.await;
+                    if lines.away().is_none() {
+                        lines.set_input(to, level);
+                        inbox.send(Input::Pin { pin: to, level }).await;
                     }
                 }
             }

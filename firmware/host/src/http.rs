@@ -1,107 +1,67 @@
-//! A small HTTP/1.1 server for the web interface and REST API: one request per connection, bodies by
-//! Content-Length, every request answered by the firmware core. Parser, limits and error answers are the ESP32-C3's
-//! (`net_proto::http`).
+//! The web interface and REST API: a tokio listener on 127.0.0.1, each connection served by the shared
+//! `meter_shell::http::serve` (the ESP32-C3's parser, limits, timeouts and error answers), as many at once as the
+//! chip serves (further ones wait in the listen backlog).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embedded_io_adapters::tokio_1::FromTokio;
 use meter_core::{HttpRequest, HttpResponse};
-use net_proto::http;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use meter_shell::http::Exchange;
+use meter_shell::limits::HTTP_CONNECTIONS;
+use meter_shell::{Inbox, Input, Reply};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Semaphore};
 
-/// A request for the board loop and where to send its answer.
-pub struct Exchange {
-    pub request: HttpRequest,
-    pub reply: oneshot::Sender<HttpResponse>,
-}
+use crate::mqtt::HostClock;
 
 /// Binds 127.0.0.1 on an ephemeral port and serves until the process ends.
-pub async fn serve(requests: mpsc::Sender<Exchange>) -> Result<SocketAddr> {
+pub async fn serve(
+    inbox: Arc<Inbox<CriticalSectionRawMutex>>,
+    clock: HostClock,
+) -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind the web interface port")?;
     let addr = listener.local_addr()?;
+    let slots = Arc::new(Semaphore::new(HTTP_CONNECTIONS));
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let requests = requests.clone();
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut shell = Shell {
+                inbox: inbox.clone(),
+            };
             tokio::spawn(async move {
-                let _ = connection(stream, requests).await;
+                let mut conn = FromTokio::new(stream);
+                meter_shell::http::serve(&mut conn, &clock, &mut shell).await;
+                let _ = conn.into_inner().shutdown().await;
+                drop(slot);
             });
         }
     });
     Ok(addr)
 }
 
-async fn respond(stream: &mut tokio::net::TcpStream, resp: &HttpResponse) -> std::io::Result<()> {
-    send(
-        stream,
-        &http::response(resp.status, resp.content_type, resp.body.as_bytes()),
-    )
-    .await
+/// A request goes to the shell through the inbox; the answer comes back on a one-shot channel.
+struct Shell {
+    inbox: Arc<Inbox<CriticalSectionRawMutex>>,
 }
 
-async fn send(stream: &mut tokio::net::TcpStream, bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.shutdown().await
-}
-
-async fn connection(
-    mut stream: tokio::net::TcpStream,
-    requests: mpsc::Sender<Exchange>,
-) -> std::io::Result<()> {
-    // The same request parser as the ESP32-C3 port.
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let parsed = loop {
-        match http::parse(&received, http::MAX_HEAD, http::MAX_BODY) {
-            Ok(None) => {}
-            other => break other,
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        received.extend_from_slice(&chunk[..n]);
-    };
-    let req = match parsed {
-        Ok(Some(req)) => req,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            return send(
-                &mut stream,
-                &http::error_response(e.status(), &e.to_string()),
-            )
-            .await
-        }
-    };
-    let (tx, rx) = oneshot::channel();
-    let request = HttpRequest {
-        method: req.method,
-        path: req.path,
-        query: req.query,
-        body: req.body,
-    };
-    if requests
-        .send(Exchange { request, reply: tx })
-        .await
-        .is_err()
-    {
-        return send(
-            &mut stream,
-            &http::error_response(503, "the board is not running"),
-        )
-        .await;
-    }
-    match rx.await {
-        Ok(resp) => respond(&mut stream, &resp).await,
-        Err(_) => {
-            send(
-                &mut stream,
-                &http::error_response(503, "the board is rebooting"),
-            )
-            .await
-        }
+impl Exchange for Shell {
+    async fn exchange(&mut self, request: HttpRequest) -> Option<HttpResponse> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply::new(move |response| {
+            let _ = tx.send(response);
+        });
+        self.inbox.send(Input::Http(request, reply)).await;
+        rx.await.ok()
     }
 }

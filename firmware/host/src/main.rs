@@ -14,7 +14,6 @@
 
 mod app_image;
 mod board;
-mod flash;
 mod gpio_lines;
 mod http;
 mod mqtt;

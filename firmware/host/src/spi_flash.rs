@@ -1,13 +1,20 @@
 //! The SPI NOR flash chip (4 MiB) behind the ROM loader, kept in `flash.bin` in the state directory.
 //!
 //! NOR semantics: erase sets a sector to 0xFF, a write can only clear bits. Every write lands in the file at once
-//! and unsynced, like a real chip mid-flash: a power loss keeps what was written so far.
+//! and unsynced, like a real chip mid-flash: a power loss keeps what was written so far. The ROM loader flashes it,
+//! the bootloader boots from it, and the firmware keeps its config in its `storage` partition ([`SharedFlash`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use anyhow::{Context, Result};
+use embedded_storage_async::nor_flash::{
+    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
 
 pub const FILE: &str = "flash.bin";
 pub const SIZE: usize = 4 * 1024 * 1024;
@@ -66,9 +73,15 @@ impl SpiFlash {
         }
     }
 
-    /// Whether anything was ever written (a flashed board boots from it).
+    /// Whether anything was ever flashed: a byte outside the firmware's own `storage` partition is not erased. A
+    /// never-flashed board runs its factory firmware (which keeps its config in `storage` all the same).
     pub fn is_programmed(&self) -> bool {
-        self.file.is_some()
+        let storage = meter_shell::storage::RANGE;
+        let (start, end) = (storage.start as usize, storage.end as usize);
+        self.data[..start]
+            .iter()
+            .chain(&self.data[end..])
+            .any(|&b| b != 0xFF)
     }
 
     pub fn contents(&self) -> &[u8] {
@@ -134,6 +147,76 @@ impl SpiFlash {
         Ok(())
     }
 }
+
+/// The chip as the firmware's storage sees it (`embedded-storage-async` NOR flash, the ESP32-C3's alignment: 4-byte
+/// reads and writes, 4 KiB erase pages), shared with the ROM loader: both work on the same chip, as on a board.
+#[derive(Clone)]
+pub struct SharedFlash(pub Rc<RefCell<SpiFlash>>);
+
+/// A refused storage operation.
+#[derive(Debug)]
+pub struct NorError(FlashError);
+
+impl NorFlashError for NorError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self.0 {
+            FlashError::OutOfRange { .. } => NorFlashErrorKind::OutOfBounds,
+            FlashError::Unaligned { .. } => NorFlashErrorKind::NotAligned,
+            FlashError::Io(_) => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl ErrorType for SharedFlash {
+    type Error = NorError;
+}
+
+const ALIGN: usize = 4;
+
+fn aligned(offset: usize, len: usize) -> Result<(), NorError> {
+    if !offset.is_multiple_of(ALIGN) || !len.is_multiple_of(ALIGN) {
+        return Err(NorError(FlashError::Unaligned { offset, len }));
+    }
+    Ok(())
+}
+
+impl ReadNorFlash for SharedFlash {
+    const READ_SIZE: usize = ALIGN;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), NorError> {
+        let offset = offset as usize;
+        aligned(offset, bytes.len())?;
+        let chip = self.0.borrow();
+        bytes.copy_from_slice(chip.read(offset, bytes.len()).map_err(NorError)?);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        SIZE
+    }
+}
+
+impl NorFlash for SharedFlash {
+    const WRITE_SIZE: usize = ALIGN;
+    const ERASE_SIZE: usize = SECTOR;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), NorError> {
+        let (from, to) = (from as usize, to as usize);
+        self.0
+            .borrow_mut()
+            .erase(from, to.saturating_sub(from))
+            .map_err(NorError)
+    }
+
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), NorError> {
+        let offset = offset as usize;
+        aligned(offset, bytes.len())?;
+        self.0.borrow_mut().write(offset, bytes).map_err(NorError)
+    }
+}
+
+/// NOR flash: a write only clears bits, so writing twice without an erase is allowed (sequential-storage relies on it).
+impl MultiwriteNorFlash for SharedFlash {}
 
 fn check_range(offset: usize, len: usize) -> Result<(), FlashError> {
     match offset.checked_add(len) {

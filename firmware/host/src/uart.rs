@@ -1,15 +1,20 @@
-//! UART0 as a pseudo-terminal: the rig (or `screen /dev/pts/N`) opens the slave side like a USB serial port.
+//! UART0 as a pseudo-terminal: the rig (or `screen /dev/pts/N`) opens the slave side like a USB serial port. The
+//! firmware prints into the shell's bounded pipe ([`UartPipe`]); this side moves it to the port.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Write as _;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use meter_shell::uart::UartPipe;
+use meter_shell::{Inbox, Input};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::openpty;
 use nix::sys::termios::{self, SetArg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A simulated line rate: bytes may not pass faster than 10 bit times each (8N1).
 #[derive(Debug)]
@@ -26,53 +31,27 @@ impl Wire {
         }
     }
 
-    /// Blocks until `n` more bytes could have crossed the wire.
-    fn pass(&mut self, n: usize) {
+    /// Waits until `n` more bytes could have crossed the wire.
+    async fn pass(&mut self, n: usize) {
         let now = Instant::now();
         let start = self.free_at.max(now);
         self.free_at = start + Duration::from_secs_f64(n as f64 * 10.0 / f64::from(self.baud));
         if self.free_at > now {
-            std::thread::sleep(self.free_at - now);
+            tokio::time::sleep(self.free_at - now).await;
         }
     }
 }
 
-/// The writable side of the UART, shared by everything that prints.
-#[derive(Clone)]
-pub struct Uart {
-    out: Arc<Mutex<File>>,
-    wire: Option<Arc<Mutex<Wire>>>,
-}
-
-impl Uart {
-    /// Writes one line (a `\r\n` ends it, as an ESP32 console does).
-    pub fn line(&self, text: &str) {
-        let mut bytes = text.as_bytes().to_vec();
-        bytes.extend_from_slice(b"\r\n");
-        self.raw(&bytes);
-    }
-
-    /// Writes bytes as they are (the ROM loader's SLIP frames).
-    pub fn raw(&self, bytes: &[u8]) {
-        if let Some(wire) = &self.wire {
-            if let Ok(mut w) = wire.lock() {
-                w.pass(bytes.len());
-            }
-        }
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(bytes);
-            let _ = out.flush();
-        }
-    }
-}
-
-/// An open pseudo-terminal: its device path, the writer, and the reader of typed lines.
+/// UART0 as a pseudo-terminal: its device path and the master side. Writes that the host does not read wait here;
+/// the firmware never does (it prints into the shell's bounded pipe, which drops what does not fit).
 pub struct Pty {
     pub path: PathBuf,
-    pub uart: Uart,
-    master_reader: File,
+    reader: tokio::sync::Mutex<tokio::fs::File>,
+    writer: tokio::sync::Mutex<tokio::fs::File>,
+    last_words: File,
     /// Held open so the master never reads EIO while no client has the port open.
     _slave: OwnedFd,
+    baud: Option<u32>,
 }
 
 impl Pty {
@@ -83,55 +62,66 @@ impl Pty {
         let mut attrs = termios::tcgetattr(pty.slave.as_fd())?;
         termios::cfmakeraw(&mut attrs);
         termios::tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &attrs)?;
-        let path = std::fs::read_link(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&pty.slave)
-        ))
-        .context("cannot resolve the pseudo-terminal path")?;
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
+            .context("cannot resolve the pseudo-terminal path")?;
         let master = File::from(pty.master);
-        let writer = master.try_clone()?;
         Ok(Pty {
             path,
-            uart: Uart {
-                out: Arc::new(Mutex::new(writer)),
-                wire: baud.map(|b| Arc::new(Mutex::new(Wire::new(b)))),
-            },
-            master_reader: master,
+            reader: tokio::sync::Mutex::new(tokio::fs::File::from_std(master.try_clone()?)),
+            writer: tokio::sync::Mutex::new(tokio::fs::File::from_std(master.try_clone()?)),
+            last_words: master,
             _slave: pty.slave,
+            baud,
         })
     }
 
-    /// Reads what the host sends on a thread and hands each chunk to `on_bytes`.
-    pub fn spawn_reader(
-        self,
-        baud: Option<u32>,
-        on_bytes: impl Fn(Vec<u8>) + Send + 'static,
-    ) -> Result<(PathBuf, Uart, OwnedFd)> {
-        let Pty {
-            path,
-            uart,
-            mut master_reader,
-            _slave,
-        } = self;
-        let mut wire = baud.map(Wire::new);
-        std::thread::Builder::new()
-            .name("uart-rx".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match master_reader.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if let Some(w) = wire.as_mut() {
-                                w.pass(n);
-                            }
-                            on_bytes(buf[..n].to_vec());
-                        }
+    /// Moves what the firmware printed from the pipe to the port, as fast as the host reads (and the line rate
+    /// allows). Runs for the life of the board.
+    pub async fn send_from<M: RawMutex>(&self, pipe: &UartPipe<M>) {
+        let mut wire = self.baud.map(Wire::new);
+        let mut buf = [0u8; 1024];
+        let mut port = self.writer.lock().await;
+        loop {
+            let n = pipe.read(&mut buf).await;
+            if let Some(w) = wire.as_mut() {
+                w.pass(n).await;
+            }
+            if port.write_all(&buf[..n]).await.is_err() || port.flush().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Writes bytes now if the port takes them, without waiting (the last words of a process that is about to
+    /// end: a port nobody reads must not keep it from ending).
+    pub fn write_now(&self, bytes: &[u8]) {
+        let nonblocking = fcntl(self.last_words.as_raw_fd(), FcntlArg::F_GETFL).and_then(|flags| {
+            fcntl(
+                self.last_words.as_raw_fd(),
+                FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+            )
+        });
+        if nonblocking.is_ok() {
+            let _ = (&self.last_words).write(bytes);
+        }
+    }
+
+    /// Delivers what the host types to the board's inbox, chunk by chunk. Runs for the life of the board.
+    pub async fn receive<M: RawMutex>(&self, inbox: &Inbox<M>) {
+        let mut wire = self.baud.map(Wire::new);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut port = self.reader.lock().await;
+        loop {
+            match port.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if let Some(w) = wire.as_mut() {
+                        w.pass(n).await;
                     }
+                    inbox.send(Input::Uart(buf[..n].to_vec())).await;
                 }
-            })
-            .context("cannot start the UART reader")?;
-        Ok((path, uart, _slave))
+            }
+        }
     }
 }
 

@@ -21,16 +21,11 @@ async fn setup(extra: Value) -> (Broker, Observer, Board) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_line_names_every_endpoint() {
     let (_b, _o, board) = setup(json!({})).await;
-    assert!(board.ready["serial"]
-        .as_str()
-        .unwrap()
-        .starts_with("/dev/pts/"));
-    assert!(board.ready["http"]
-        .as_str()
-        .unwrap()
-        .starts_with("127.0.0.1:"));
-    assert!(board.ready["gpio"].as_str().unwrap().ends_with("gpio.sock"));
-    assert_eq!(board.ready["pid"], board.child.id());
+    let ready = board.ready();
+    assert!(ready["serial"].as_str().unwrap().starts_with("/dev/pts/"));
+    assert!(ready["http"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(ready["gpio"].as_str().unwrap().ends_with("gpio.sock"));
+    assert_eq!(ready["pid"], board.inner.pid());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,18 +89,22 @@ async fn set_fallbackvalue_is_applied_and_persisted() {
         r#"{"sequence":"main","value":120}"#,
     )
     .await;
-    let path = board.state_dir.join("fallbacks.json");
     let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .contains("\"120\"")
-    {
+    loop {
+        let status = board.console("status");
+        if status.contains("\"fallback_value\":\"120") {
+            break;
+        }
         assert!(
             start.elapsed() < common::WAIT,
-            "fallbacks.json never held 120"
+            "the fallback value never became 120: {status}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Saved in the flash: it is still there after a reset.
+    board.reset();
+    obs.wait_for(&board.t("/device/status/connection"), "online")
+        .await;
     board.console("frame main digits=1,2,N");
     obs.publish(&board.t("/process/ctrl/cycle_start"), "go")
         .await;
@@ -175,7 +174,7 @@ async fn input_line_change_reaches_the_firmware() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lwt_on_power_loss() {
     let (broker, obs, mut board) = setup(json!({})).await;
-    board.signal("KILL");
+    board.power_off();
     obs.wait_for(&board.t("/device/status/connection"), "offline")
         .await;
     let late = Observer::connect(&broker, &board.t("/device/status/connection")).await;
@@ -193,14 +192,14 @@ async fn reset_then_reboot_keeps_config_and_fallbacks() {
         .await;
     obs.wait_for(&board.t("/process/status/cycle_counter"), "1")
         .await;
-    board.signal("TERM");
-    obs.wait_for(&board.t("/device/status/connection"), "offline")
-        .await;
-    let (topic, dir) = (board.topic.clone(), board.state_dir.clone());
-    drop(board);
-    let mut board = Board::spawn(&topic, dir, None);
+    board.reset();
     obs.wait_for(&board.t("/device/status/connection"), "online")
         .await;
+    assert!(
+        obs.history_of(&board.t("/device/status/connection"))
+            .contains(&"offline".to_string()),
+        "the reset button leaves without DISCONNECT: the will said offline"
+    );
     board.console("frame main digits=4,5,N");
     obs.publish(&board.t("/process/ctrl/cycle_start"), "1")
         .await;
@@ -281,11 +280,8 @@ async fn web_config_change_of_main_topic_moves_the_tree() {
         .await;
     obs.wait_for(&board.t("/device/status/connection"), "offline")
         .await;
-    let saved: Value = serde_json::from_str(
-        &std::fs::read_to_string(board.state_dir.join("config.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(saved["mqtt"]["maintopic"], new_topic);
+    let mut board = board;
+    assert_eq!(board.config_value("mqtt.maintopic"), json!(new_topic));
     obs.publish(&format!("{new_topic}/process/ctrl/cycle_start"), "1")
         .await;
     obs.wait_for(&format!("{new_topic}/process/status/cycle_counter"), "1")
@@ -295,15 +291,12 @@ async fn web_config_change_of_main_topic_moves_the_tree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_web_config_is_refused_and_nothing_changes() {
     let (_b, _obs, board) = setup(json!({})).await;
-    let before = std::fs::read_to_string(board.state_dir.join("config.json")).unwrap();
+    let before = board.http("GET", "/api/config", "");
     let (status, body) = board.http("POST", "/api/config", r#"{"mqtt": {"uri": "http://nope"}}"#);
     assert_eq!(status, 400);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["path"], "mqtt.uri");
-    assert_eq!(
-        std::fs::read_to_string(board.state_dir.join("config.json")).unwrap(),
-        before
-    );
+    assert_eq!(board.http("GET", "/api/config", ""), before);
     let (status, _) = board.http("POST", "/api/config", "{broken");
     assert_eq!(status, 400);
     let (status, page) = board.http("GET", "/", "");
@@ -329,7 +322,7 @@ fn raw_http(addr: &str, request: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_http_requests_get_json_errors() {
     let (_b, _obs, board) = setup(json!({})).await;
-    let addr = board.ready["http"].as_str().unwrap().to_string();
+    let addr = board.ready()["http"].as_str().unwrap().to_string();
 
     let answer = raw_http(&addr, b"GARBAGE\r\n\r\n");
     assert!(
@@ -405,12 +398,13 @@ async fn bad_console_and_control_input_keeps_the_board_running() {
     assert!(v["last_error"].is_string(), "{v}");
     assert!(board.alive());
     // Messages on different topics may arrive in any order; every refusal reaches the UART log.
-    let log = board.console_log.lock().unwrap().join("\n");
+    let log = board.console_lines().join("\n");
     for expected in [
         "cycle_start: empty payload ignored",
         "set_fallbackvalue: payload is not valid JSON",
         "set_fallbackvalue: no number sequence named 'x'",
-        "set_fallbackvalue: payload of 20000 bytes exceeds the 4096 byte limit",
+        "bytes on '",
+        "is larger than the device takes: skipped",
         "gpio ctrl 'relay': \"state\" must be 0 or 1",
     ] {
         assert!(log.contains(expected), "UART log lacks '{expected}'");
@@ -421,7 +415,7 @@ async fn bad_console_and_control_input_keeps_the_board_running() {
 async fn flashlight_line_is_on_while_taking_the_image() {
     let (_b, obs, board) = setup(json!({})).await;
     let mut watch =
-        std::os::unix::net::UnixStream::connect(board.ready["gpio"].as_str().unwrap()).unwrap();
+        std::os::unix::net::UnixStream::connect(board.ready()["gpio"].as_str().unwrap()).unwrap();
     std::io::Write::write_all(&mut watch, b"{\"cmd\":\"watch\"}\n").unwrap();
     watch.set_read_timeout(Some(common::WAIT)).unwrap();
     let mut reader = std::io::BufReader::new(watch);
@@ -450,9 +444,7 @@ async fn console_download_enters_rom_mode() {
         .await;
     let start = std::time::Instant::now();
     while !board
-        .console_log
-        .lock()
-        .unwrap()
+        .console_lines()
         .iter()
         .any(|l| l == "waiting for download")
     {
@@ -490,7 +482,7 @@ async fn power_loss_during_config_saves_leaves_old_or_new() {
     for round in 0..8u64 {
         let topic = unique("vbsave");
         let mut board = Board::start(&topic, &config(&broker, &topic, json!({})));
-        let addr = board.ready["http"].as_str().unwrap().to_string();
+        let addr = board.ready()["http"].as_str().unwrap().to_string();
         let writer = std::thread::spawn(move || {
             for i in 0..200 {
                 let body =
@@ -504,21 +496,25 @@ async fn power_loss_during_config_saves_leaves_old_or_new() {
             }
         });
         tokio::time::sleep(Duration::from_millis(20 + round * 15)).await;
-        board.signal("KILL");
+        board.power_off();
         let _ = writer.join();
-        let text = std::fs::read_to_string(board.state_dir.join("config.json"))
-            .expect("config.json survives");
-        let v: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("round {round}: torn config: {e}"));
+        // The board boots from what the flash holds: the old config or a new one, never defaults.
+        board.power_on();
+        let interval = board.config_value("operationmode.automaticprocessinterval");
+        let text = interval
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(interval.to_string());
         assert!(
-            v["operationmode"]["automaticprocessinterval"].is_string()
-                || v["operationmode"]["automaticprocessinterval"].is_number()
+            text == "1.0" || text.ends_with(".5"),
+            "round {round}: interval {interval} is neither the seeded nor a saved one"
         );
-        // And the board boots from it.
-        let (dir, t) = (board.state_dir.clone(), board.topic.clone());
-        drop(board);
-        let mut again = Board::spawn(&t, dir, None);
-        assert!(again.console("status").starts_with("ok "));
+        let log = board.console_lines().join("\n");
+        assert!(
+            !log.contains("using defaults"),
+            "round {round}: the saved config was unreadable:\n{log}"
+        );
+        assert_eq!(board.config_value("mqtt.maintopic"), json!(topic));
     }
 }
 

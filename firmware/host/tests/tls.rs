@@ -91,7 +91,7 @@ async fn mqtts_with_configured_ca() {
     let board = Board::start(&topic, &config(&broker, &topic, bad));
     let begin = std::time::Instant::now();
     let log = loop {
-        let log = board.console_log.lock().unwrap().join("\n");
+        let log = board.console_lines().join("\n");
         if log.contains("MQTT: cannot connect") {
             break log;
         }

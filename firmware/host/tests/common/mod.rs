@@ -2,11 +2,10 @@
 //! mosquitto with `MQTT_BROKER=mosquitto`), the board as a process, its PTY console, its GPIO socket, an observer.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -207,16 +206,13 @@ impl Observer {
     }
 }
 
-// ---- the board ----
+// ---- the board: the rig's VirtualBoard (one implementation of the board process for rig and tests) ----
+
+pub use harness::board::Board as _;
 
 pub struct Board {
-    pub child: Child,
-    pub ready: Value,
-    pub state_dir: PathBuf,
+    pub inner: harness::board::VirtualBoard,
     pub topic: String,
-    console_tx: std::fs::File,
-    console_rx: std::sync::mpsc::Receiver<String>,
-    pub console_log: Arc<Mutex<Vec<String>>>,
 }
 
 /// A config for a board on `broker` with main topic `topic`, merged with `extra`.
@@ -244,115 +240,71 @@ impl Board {
     pub fn start(topic: &str, config: &Value) -> Board {
         let state_dir = std::env::temp_dir().join(format!("vb-{topic}"));
         let _ = std::fs::remove_dir_all(&state_dir);
-        std::fs::create_dir_all(&state_dir).unwrap();
-        let cfg = state_dir.join("seed.json");
-        std::fs::write(&cfg, config.to_string()).unwrap();
-        Board::spawn(topic, state_dir, Some(cfg))
+        let inner = harness::board::VirtualBoard::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_virtual-board")),
+            &state_dir,
+            Some(config),
+        )
+        .unwrap_or_else(|e| panic!("board did not start: {e}"));
+        Board {
+            inner,
+            topic: topic.to_string(),
+        }
     }
 
-    /// Starts (or restarts) the board process on an existing state dir.
-    pub fn spawn(topic: &str, state_dir: PathBuf, config: Option<PathBuf>) -> Board {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtual-board"));
-        cmd.arg("--state-dir").arg(&state_dir);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
-        // The board's log stays in its state dir for post-mortems of a failed test.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(state_dir.join("board.log"))
-            .unwrap();
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn virtual-board");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("ready line");
-        let ready: Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
-        let serial = ready["serial"].as_str().unwrap().to_string();
-        let port = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&serial)
-            .expect("open serial");
-        let reader = port.try_clone().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(reader);
-            let mut buf = String::new();
-            while r.read_line(&mut buf).map(|n| n > 0).unwrap_or(false) {
-                let line = buf.trim_end().to_string();
-                l.lock().unwrap().push(line.clone());
-                if line.starts_with("ok") || line.starts_with("err ") {
-                    let _ = tx.send(line);
-                }
-                buf.clear();
-            }
-        });
-        Board {
-            child,
-            ready,
-            state_dir,
-            topic: topic.to_string(),
-            console_tx: port,
-            console_rx: rx,
-            console_log: log,
-        }
+    pub fn ready(&self) -> &Value {
+        self.inner.ready()
     }
 
     /// Sends a console line and returns the `ok ...` / `err ...` reply.
     pub fn console(&mut self, line: &str) -> String {
-        while self.console_rx.try_recv().is_ok() {}
-        self.console_tx
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-        self.console_rx
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("no reply to '{line}'"))
+        harness::board::Board::console(&mut self.inner, line, WAIT)
+            .unwrap_or_else(|e| panic!("console '{line}': {e}"))
+    }
+
+    /// Everything the board printed so far.
+    pub fn console_lines(&self) -> Vec<String> {
+        harness::board::Board::console_lines(&self.inner)
     }
 
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        http(self.ready["http"].as_str().unwrap(), method, path, body)
+        http(self.ready()["http"].as_str().unwrap(), method, path, body)
     }
 
-    /// One request on the GPIO socket.
+    /// One request on the GPIO socket, refusals included.
     pub fn gpio(&self, request: Value) -> Value {
-        let mut s =
-            std::os::unix::net::UnixStream::connect(self.ready["gpio"].as_str().unwrap()).unwrap();
-        s.write_all(format!("{request}\n").as_bytes()).unwrap();
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
+        self.inner.gpio_request(&request).expect("GPIO socket")
     }
 
-    pub fn signal(&mut self, sig: &str) {
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let _ = self.child.wait();
+    /// A power loss (SIGKILL): no DISCONNECT, the broker publishes the will.
+    pub fn power_off(&mut self) {
+        harness::board::Board::power_off(&mut self.inner).unwrap();
+    }
+
+    pub fn power_on(&mut self) {
+        harness::board::Board::power_on(&mut self.inner).unwrap();
+    }
+
+    /// The reset button (SIGTERM), then the board boots again from its flash.
+    pub fn reset(&mut self) {
+        harness::board::Board::reset(&mut self.inner).unwrap();
     }
 
     pub fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.inner.is_running()
     }
 
     pub fn t(&self, rel: &str) -> String {
         format!("{}{rel}", self.topic)
     }
-}
 
-impl Drop for Board {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The config value at `path` as the board reports it (`config get`).
+    pub fn config_value(&mut self, path: &str) -> Value {
+        let reply = self.console(&format!("config get {path}"));
+        let json = reply
+            .strip_prefix("ok ")
+            .unwrap_or_else(|| panic!("config get {path}: {reply}"));
+        serde_json::from_str(json).unwrap()
     }
 }
 
