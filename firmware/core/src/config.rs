@@ -251,6 +251,35 @@ pub struct Config {
     pub gpio: Vec<PinConfig>,
     pub hostname: String,
     pub timezone: TimeZone,
+    pub ntp: NtpConfig,
+}
+
+/// `network.time.ntp`: where the time comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NtpConfig {
+    pub sync_enabled: bool,
+    /// Host name or address, optionally `:port` (an extension: the reference always uses 123); empty means the
+    /// reference's default `pool.ntp.org`.
+    pub server: String,
+    /// Automatic processing waits for the first time sync (a manual trigger does not wait).
+    pub start_interlock: bool,
+}
+
+impl NtpConfig {
+    /// The server to ask, as `(host, port)`.
+    pub fn server(&self) -> (String, u16) {
+        let text = if self.server.is_empty() {
+            "pool.ntp.org"
+        } else {
+            self.server.as_str()
+        };
+        match text.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => {
+                (host.to_string(), port.parse().unwrap_or(123))
+            }
+            _ => (text.to_string(), 123),
+        }
+    }
 }
 
 /// The reference firmware's defaults (upstream `config_json_default_expected`), for the sections the device uses.
@@ -282,8 +311,26 @@ pub fn default_json() -> Value {
             pin(1, "input"), pin(3, "input"), pin(4, "flashlight-default"), pin(12, "input"), pin(13, "input")]},
         "network": {
             "wlan": {"ssid": "", "password": "", "hostname": "watermeter"},
-            "time": {"timezone": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": {"timesyncenabled": true, "timeserver": ""}}}
+            "time": {"timezone": "CET-1CEST,M3.5.0,M10.5.0/3",
+                     "ntp": {"timesyncenabled": true, "timeserver": "", "processstartinterlock": true}}}
     })
+}
+
+/// Why a time server setting cannot be used, if so: a host name or address (IPv6 in brackets is not supported),
+/// optionally `:port`.
+fn bad_time_server(server: &str) -> Option<&'static str> {
+    let (host, port) = match server.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (server, None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Some("the port after ':' must be 1..65535");
+    }
+    let ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    (!ok || (server.is_empty() && port.is_some()))
+        .then_some("must be a host name or IPv4 address, optionally with ':port'")
 }
 
 /// Deep-merges `patch` into `base`: objects merge key by key, everything else (arrays too) replaces.
@@ -732,6 +779,15 @@ impl Reader {
                 TimeZone::UTC
             }
         };
+        let ntp_obj = self.obj(doc, "network.time.ntp");
+        let ntp = NtpConfig {
+            sync_enabled: self.bool(ntp_obj, "network.time.ntp", "timesyncenabled", true),
+            server: self.string(ntp_obj, "network.time.ntp", "timeserver", ""),
+            start_interlock: self.bool(ntp_obj, "network.time.ntp", "processstartinterlock", true),
+        };
+        if let Some(why) = bad_time_server(&ntp.server) {
+            self.err("network.time.ntp.timeserver", why);
+        }
         Config {
             opmode,
             interval_min,
@@ -741,6 +797,7 @@ impl Reader {
             gpio,
             hostname,
             timezone,
+            ntp,
         }
     }
 

@@ -270,10 +270,10 @@ pub fn discovery_messages(config: &Config, facts: &DeviceFacts) -> Vec<(String, 
         .class("temperature", "measurement"),
     );
     entities.push(Entity::sensor(
-        "ntp_sync_status",
+        "ntp_syncstatus",
         "NTP Sync Status",
         "network-outline",
-        "/device/status/ntp_sync_status",
+        "/device/status/ntp_syncstatus",
     ));
     for (object, name) in [
         ("ipv4_address", "IP Address"),

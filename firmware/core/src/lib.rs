@@ -27,7 +27,7 @@
 //! at the same times give the same actions.
 //!
 //! ```
-//! use meter_core::engine::{Action, Boot, Engine, Event};
+//! use meter_core::engine::{Action, BoardStatus, Boot, Engine, Event, TimeStatus};
 //!
 //! let mut engine = Engine::new();
 //! let mut now = 1_700_000_000_000u64;
@@ -35,6 +35,9 @@
 //!                  "operationmode": {"opmode": 1, "automaticprocessinterval": 1}}"#;
 //! let boot = Boot { stored_config: Some(config.into()), ..Boot::default() };
 //! engine.push_event(now, Event::Booted(boot));
+//! // Processing waits for network time (the reference's process start interlock): the board has it.
+//! let synced = BoardStatus { time: TimeStatus::Synchronized, ..BoardStatus::default() };
+//! engine.push_event(now, Event::BoardStatus(synced));
 //! let mut published = Vec::new();
 //! // A stand-in for a board's loop: sleep until the deadline (here: jump the clock), then tick.
 //! for _ in 0..3 {

@@ -18,11 +18,7 @@ const MQTT_USAGE: &str =
 '/mqtt?task=publish_device_info'<br>3. Print API name and version<br> - '/mqtt?task=api_name'";
 
 fn reply(status: u16, content_type: &'static str, body: impl Into<String>) -> HttpResponse {
-    HttpResponse {
-        status,
-        content_type,
-        body: body.into(),
-    }
+    HttpResponse::new(status, content_type, body.into())
 }
 
 /// `{"error", "path", "errors"}` for a refused configuration.
@@ -51,11 +47,13 @@ fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 impl Engine {
     pub(crate) fn on_http(&mut self, req: &HttpRequest) -> HttpResponse {
         match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/") => reply(
-                200,
-                "text/html; charset=utf-8",
-                crate::web::page(&self.config_redacted(), self.config()),
-            ),
+            ("GET", "/") => HttpResponse {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                head: crate::web::PAGE_HEAD,
+                body: crate::web::page_data(&self.config_redacted(), self.config()),
+                tail: crate::web::PAGE_TAIL,
+            },
             ("GET", "/mqtt") => self.rest_mqtt(&req.query),
             ("GET", "/api/config") => reply(200, JSON, self.config_redacted().to_string()),
             ("POST", "/api/config") => self.rest_post_config(&req.body),

@@ -138,3 +138,77 @@ fn actions_fed_while_the_queue_is_not_empty_come_after_it() {
     assert!(replies[0].starts_with("ok \""), "{replies:?}");
     assert!(replies[1].starts_with("ok {"), "{replies:?}");
 }
+
+#[test]
+fn processing_waits_for_network_time_but_a_manual_start_does_not() {
+    let mut b = Bench::new();
+    b.send(Event::Booted(meter_core::engine::Boot {
+        info: common::board_info(),
+        stored_config: Some(config(
+            json!({"operationmode": {"opmode": 1, "automaticprocessinterval": 1}}),
+        )),
+        stored_fallbacks: None,
+    }));
+    let mut status = common::board_status();
+    status.time = meter_core::engine::TimeStatus::NotSynchronized;
+    b.send(Event::BoardStatus(status.clone()));
+    b.send(Event::MqttConnected);
+    assert_eq!(
+        b.engine.state().as_str(),
+        "Initialization - Waiting For Time Sync"
+    );
+    b.now += 120_000;
+    b.send(Event::Tick);
+    assert_eq!(
+        b.engine.cycle_counter(),
+        0,
+        "no automatic cycle before the time"
+    );
+    assert_eq!(b.engine.next_deadline(), None);
+    // The time arrives: processing may start, and does.
+    status.time = meter_core::engine::TimeStatus::Synchronized;
+    b.send(Event::BoardStatus(status.clone()));
+    assert_eq!(b.engine.state().as_str(), "Idle - Waiting For Autostart");
+    b.send(Event::Tick);
+    assert_eq!(b.engine.cycle_counter(), 1);
+
+    // Manual mode, never synced: cycle_start goes ahead anyway.
+    let mut b = Bench::new();
+    b.send(Event::Booted(meter_core::engine::Boot {
+        info: common::board_info(),
+        stored_config: Some(config(json!({}))),
+        stored_fallbacks: None,
+    }));
+    status.time = meter_core::engine::TimeStatus::NotSynchronized;
+    b.send(Event::BoardStatus(status));
+    b.send(Event::MqttConnected);
+    assert_eq!(
+        b.engine.state().as_str(),
+        "Initialization - Waiting For Time Sync"
+    );
+    b.cycle();
+    assert_eq!(b.engine.cycle_counter(), 1);
+    assert_eq!(b.engine.state().as_str(), "Idle - No Autostart");
+}
+
+#[test]
+fn without_network_time_nothing_waits() {
+    let mut b = Bench::new();
+    let cfg = config(json!({"operationmode": {"opmode": 1},
+                             "network": {"time": {"ntp": {"timesyncenabled": false}}}}));
+    b.send(Event::Booted(meter_core::engine::Boot {
+        info: common::board_info(),
+        stored_config: Some(cfg),
+        stored_fallbacks: None,
+    }));
+    let mut status = common::board_status();
+    status.time = meter_core::engine::TimeStatus::Disabled;
+    b.send(Event::BoardStatus(status));
+    b.send(Event::MqttConnected);
+    b.send(Event::Tick);
+    assert_eq!(b.engine.cycle_counter(), 1);
+    assert!(b
+        .all
+        .iter()
+        .any(|a| matches!(a, Action::ConfigureTime(n) if !n.sync_enabled)));
+}

@@ -12,6 +12,7 @@ mod mqtt;
 mod net;
 mod panic;
 mod pins;
+mod sntp;
 
 use alloc::format;
 use alloc::string::String;
@@ -25,9 +26,10 @@ use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::timer::timg::TimerGroup;
 use esp_storage::FlashStorage;
-use meter_core::engine::{BoardInfo, BoardStatus};
+use meter_core::engine::{BoardInfo, BoardStatus, TimeStatus};
 use meter_core::gpio::PinMode;
 use meter_shell::mqtt::Link;
+use meter_shell::time::WallClock;
 use meter_shell::uart::UartPipe;
 use meter_shell::{Board, Clock, Exit, Inbox, Shell};
 
@@ -53,6 +55,8 @@ pub static LINK: Link<Mutex> = Link::new();
 pub static UART: UartPipe<Mutex> = UartPipe::new();
 /// Console input and HTTP requests for the shell.
 pub static INBOX: Inbox<Mutex> = Inbox::new();
+/// The wall clock, set by network time.
+pub static WALL: WallClock<Mutex> = WallClock::new();
 
 /// Inputs are sampled this often: a button press (tens of ms) is seen, and the core debounces what is sampled.
 const INPUT_SAMPLE: Duration = Duration::from_millis(5);
@@ -83,7 +87,7 @@ async fn main(spawner: Spawner) {
 
     console::start(&spawner, peripherals.USB_DEVICE);
     let flash = BlockingAsync::new(FlashStorage::new(peripherals.FLASH));
-    let mut shell = Shell::new(ChipClock, &LINK, &UART, flash);
+    let mut shell = Shell::new(ChipClock, &LINK, &WALL, &UART, flash);
     shell.print(&format!("I (0) boot: meterrig {VERSION} on ESP32-C3"));
 
     // Wi-Fi credentials come from the saved config, before the network starts.
@@ -96,6 +100,7 @@ async fn main(spawner: Spawner) {
     .await;
     mqtt::start(&spawner, net.stack);
     http::start(&spawner, net.stack);
+    sntp::start(&spawner, net.stack);
 
     let pins = pins::Pins::new(pins::Bank {
         gpio0: peripherals.GPIO0,
@@ -156,10 +161,6 @@ struct Chip {
 }
 
 impl Board for Chip {
-    fn unix_ms(&self) -> u64 {
-        Instant::now().as_millis()
-    }
-
     fn configure_pin(&mut self, pin: u8, mode: PinMode, pwm_hz: u32) -> Result<(), String> {
         self.pins.configure(pin, mode, pwm_hz).map_err(String::from)
     }
@@ -193,7 +194,7 @@ impl Board for Chip {
             heap_spiram_largest_free: 0,
             heap_spiram_min_free: 0,
             sd_partition_free_mb: 0,
-            ntp_sync_status: "Not synchronized".into(),
+            time: TimeStatus::NotSynchronized,
         }
     }
 

@@ -79,16 +79,10 @@ pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<Credent
         mac_bytes[0], mac_bytes[1], mac_bytes[2], mac_bytes[3], mac_bytes[4], mac_bytes[5]
     );
     static RESOURCES: StaticCell<StackResources<6>> = StaticCell::new();
-    let seed = u64::from_le_bytes([
-        mac_bytes[0],
-        mac_bytes[1],
-        mac_bytes[2],
-        mac_bytes[3],
-        mac_bytes[4],
-        mac_bytes[5],
-        0x5A,
-        0xA5,
-    ]);
+    // The radio is on, so the hardware RNG gives true random numbers: every boot's local ports and TCP sequence
+    // numbers differ (a peer still holding the last boot's connection must not take the new one for it).
+    let rng = esp_hal::rng::Rng::new();
+    let seed = u64::from(rng.random()) << 32 | u64::from(rng.random());
     let (stack, runner) = embassy_net::new(
         device,
         embassy_net::Config::dhcpv4(Default::default()),

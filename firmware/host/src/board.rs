@@ -9,21 +9,22 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
-use embassy_futures::select::{select, select4, Either, Either4};
+use embassy_futures::select::{select, select5, Either, Either5};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use meter_core::config::Config;
-use meter_core::engine::{BoardInfo, BoardStatus, HttpResponse};
+use meter_core::engine::{BoardInfo, BoardStatus, HttpResponse, TimeStatus};
 use meter_core::gpio::PinMode;
 use meter_shell::mqtt::{Driver, Link};
+use meter_shell::time::WallClock;
 use meter_shell::uart::UartPipe;
-use meter_shell::{Board, Exit, Inbox, Input, Shell};
+use meter_shell::{Board, Clock, Exit, Inbox, Input, Shell};
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app_image;
 use crate::gpio_lines::{self, Lines};
 use crate::http;
-use crate::mqtt::{HostClock, HostNet};
+use crate::mqtt::{HostClock, HostNet, HostUdp};
 use crate::rom_loader::{Output, RomLoader};
 use crate::spi_flash::{SharedFlash, SpiFlash};
 use crate::uart::{self, Pty};
@@ -46,6 +47,17 @@ pub struct Options {
     pub download: bool,
     /// Simulated UART line rate (both directions); none = as fast as the PTY goes.
     pub uart_baud: Option<u32>,
+    /// Whose limits the board has.
+    pub limits: Limits,
+}
+
+/// The chip's limits, or the host's for experiments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Limits {
+    /// As an ESP32-C3: its MQTT packet size, and time only from network time (1970 until the first sync).
+    Chip,
+    /// The host's: MQTT packets up to 1 MiB, the host's clock (synchronized from the start).
+    Host,
 }
 
 /// What runs on the chip after a reset.
@@ -63,13 +75,14 @@ struct HostBoard {
     lines: Lines,
 }
 
-impl Board for HostBoard {
-    fn unix_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    }
+/// The host's clock (unix milliseconds).
+fn host_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
+impl Board for HostBoard {
     fn configure_pin(&mut self, pin: u8, mode: PinMode, _pwm_hz: u32) -> Result<(), String> {
         self.lines
             .configure(pin, mode.name(), mode.is_input(), mode.idle_level());
@@ -96,7 +109,7 @@ impl Board for HostBoard {
             heap_spiram_largest_free: 0,
             heap_spiram_min_free: 0,
             sd_partition_free_mb: 0,
-            ntp_sync_status: "Synchronized".into(),
+            time: TimeStatus::NotSynchronized,
         }
     }
 
@@ -159,10 +172,14 @@ pub async fn run(opts: Options) -> Result<()> {
     let chip = Rc::new(RefCell::new(SpiFlash::open(&dir)?));
 
     let clock = HostClock::new();
+    let wall: WallClock<Mutex> = WallClock::new();
+    if opts.limits == Limits::Host {
+        wall.set(clock.now_ms(), host_unix_ms(), TimeStatus::Synchronized);
+    }
     let link: Link<Mutex> = Link::new();
     let pipe: UartPipe<Mutex> = UartPipe::new();
     let inbox: Arc<Inbox<Mutex>> = Arc::new(Inbox::new());
-    let mut shell = Shell::new(clock, &link, &pipe, SharedFlash(chip.clone()));
+    let mut shell = Shell::new(clock, &link, &wall, &pipe, SharedFlash(chip.clone()));
     migrate_state_dir(&mut shell, &dir).await?;
     if let Some(text) = seed {
         shell
@@ -189,8 +206,19 @@ pub async fn run(opts: Options) -> Result<()> {
         mac,
         loader: RomLoader::new(mac),
     };
-    let mut driver = Driver::new(&link, clock);
+    let max_packet = match opts.limits {
+        Limits::Chip => meter_shell::limits::MQTT_MAX_PACKET,
+        Limits::Host => 1024 * 1024 + 1024,
+    };
+    let mut driver = Driver::with_max_packet(&link, clock, max_packet);
     let mut net = HostNet;
+    let mut udp = HostUdp;
+    let time = async {
+        match opts.limits {
+            Limits::Chip => meter_shell::time::run(&wall, &clock, &mut udp).await,
+            Limits::Host => std::future::pending().await,
+        }
+    };
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let first = if opts.download {
@@ -207,17 +235,18 @@ pub async fn run(opts: Options) -> Result<()> {
             _ = sigint.recv() => {},
         }
     };
-    match select4(
+    match select5(
         chip_board.run(first, &inbox),
         driver.run(&mut net),
+        time,
         pty.send_from(&pipe),
         select(pty.receive(&inbox), reset_button),
     )
     .await
     {
-        Either4::First(never) => match never {},
-        Either4::Second(never) => never,
-        Either4::Third(()) | Either4::Fourth(_) => {}
+        Either5::First(never) => match never {},
+        Either5::Second(never) | Either5::Third(never) => never,
+        Either5::Fourth(()) | Either5::Fifth(_) => {}
     }
     // What the reset prints goes out directly: the pipe's task has stopped.
     pty.write_now(b"rst:0xc (RTC_SW_CPU_RST)\r\n");
@@ -387,10 +416,10 @@ impl Chip<'_> {
 /// nothing.
 fn not_running(input: Input, why: &str) {
     if let Input::Http(_, reply) = input {
-        reply.send(HttpResponse {
-            status: 503,
-            content_type: "application/json",
-            body: json!({"error": why}).to_string(),
-        });
+        reply.send(HttpResponse::new(
+            503,
+            "application/json",
+            json!({"error": why}).to_string(),
+        ));
     }
 }

@@ -52,6 +52,9 @@ struct Cli {
     /// Simulate a UART line rate (8N1, both directions) so flashing takes as long as on a real wire.
     #[arg(long, value_name = "BAUD", value_parser = clap::value_parser!(u32).range(300..=5_000_000))]
     uart_baud: Option<u32>,
+    /// Whose limits the board has: the ESP32-C3's (heap, MQTT packet size, network time only) or the host's.
+    #[arg(long, value_enum, default_value = "chip")]
+    limits: board::Limits,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
                 config: cli.config,
                 download: cli.download,
                 uart_baud: cli.uart_baud,
+                limits: cli.limits,
             }))
         }
     }

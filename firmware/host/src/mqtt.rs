@@ -85,6 +85,35 @@ fn tls_config(s: &MqttSettings) -> Result<rustls::ClientConfig> {
         .context("client certificate rejected")
 }
 
+/// UDP for network time.
+pub struct HostUdp;
+
+impl meter_shell::time::Udp for HostUdp {
+    async fn exchange(
+        &mut self,
+        host: &str,
+        port: u16,
+        request: &[u8],
+        answer: &mut [u8],
+    ) -> Result<usize, String> {
+        let socket = tokio::net::UdpSocket::bind("0.0.0.0:0")
+            .await
+            .map_err(|e| format!("UDP: {e}"))?;
+        socket
+            .connect((host, port))
+            .await
+            .map_err(|e| format!("cannot reach {host}:{port}: {e}"))?;
+        socket
+            .send(request)
+            .await
+            .map_err(|e| format!("cannot send to {host}:{port}: {e}"))?;
+        socket
+            .recv(answer)
+            .await
+            .map_err(|e| format!("no answer from {host}:{port}: {e}"))
+    }
+}
+
 /// The board's monotonic clock: milliseconds since the process started.
 #[derive(Clone, Copy)]
 pub struct HostClock {

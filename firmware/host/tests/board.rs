@@ -62,7 +62,7 @@ async fn tree_after_boot_and_after_cycle_start() {
         "chip_temp",
         "heap",
         "sd_partition_free",
-        "ntp_sync_status",
+        "ntp_syncstatus",
     ] {
         obs.wait_some(&board.t(&format!("/device/status/{t}")))
             .await;

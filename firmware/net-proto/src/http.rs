@@ -133,16 +133,20 @@ pub fn error_response(status: u16, message: &str) -> Vec<u8> {
     response(status, "application/json", body.as_bytes())
 }
 
-/// A complete response; the connection closes after it. Nothing is cached: pages show the device's live state.
+/// A complete response; the connection closes after it.
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        reason(status),
-        body.len()
-    )
-    .into_bytes();
+    let mut out = response_head(status, content_type, body.len()).into_bytes();
     out.extend_from_slice(body);
     out
+}
+
+/// The status line and headers of a response whose `length` body bytes follow. Nothing is cached: pages show the
+/// device's live state; the connection closes after the body.
+pub fn response_head(status: u16, content_type: &str, length: usize) -> String {
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        reason(status)
+    )
 }
 
 #[cfg(test)]

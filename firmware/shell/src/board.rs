@@ -20,8 +20,6 @@ pub trait Clock {
 // Single-threaded executors on every board: no `Send` bound on the future.
 #[allow(async_fn_in_trait)]
 pub trait Board {
-    /// Wall-clock time for the engine (unix milliseconds): the board's best knowledge (network time once synced).
-    fn unix_ms(&self) -> u64;
     /// Sets a pin up for a mode (input with pull, output, PWM at `pwm_hz`); an error is logged, the rest goes on.
     fn configure_pin(&mut self, pin: u8, mode: PinMode, pwm_hz: u32) -> Result<(), String>;
     /// Drives an output (level, or PWM duty for PWM modes).
@@ -36,7 +34,7 @@ pub trait Board {
     fn log(&mut self, line: &str) {
         let _ = line;
     }
-    /// Heap, RSSI, temperature, time sync: sampled now.
+    /// Heap, RSSI, temperature: sampled now (the shell fills in the time status).
     fn status(&mut self) -> BoardStatus;
     /// The next input level change the board sees itself (a board that samples its pins), as `(pin, level)`.
     /// Boards whose inputs arrive through the inbox never return.

@@ -59,13 +59,36 @@ pub async fn serve<T: Read + Write, C: Clock, E: Exchange>(
         body: request.body,
     };
     let reply_by = clock.now_ms() + REPLY_TIMEOUT_MS;
-    let answer = match select(exchange.exchange(request), clock.sleep_until(reply_by)).await {
+    match select(exchange.exchange(request), clock.sleep_until(reply_by)).await {
         Either::First(Some(resp)) => {
-            http::response(resp.status, resp.content_type, resp.body.as_bytes())
+            // Head, then the body's parts as they are: a page from flash is never copied.
+            let head = http::response_head(resp.status, resp.content_type, resp.len());
+            let _ = send_parts(
+                conn,
+                &[
+                    head.as_bytes(),
+                    resp.head.as_bytes(),
+                    resp.body.as_bytes(),
+                    resp.tail.as_bytes(),
+                ],
+            )
+            .await;
         }
-        _ => http::error_response(503, "the firmware did not answer"),
-    };
-    let _ = send(conn, &answer).await;
+        _ => {
+            let _ = send(
+                conn,
+                &http::error_response(503, "the firmware did not answer"),
+            )
+            .await;
+        }
+    }
+}
+
+async fn send_parts<T: Write>(conn: &mut T, parts: &[&[u8]]) -> Result<(), T::Error> {
+    for part in parts {
+        conn.write_all(part).await?;
+    }
+    conn.flush().await
 }
 
 async fn send<T: Write>(conn: &mut T, bytes: &[u8]) -> Result<(), T::Error> {

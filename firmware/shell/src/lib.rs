@@ -15,6 +15,7 @@ pub mod log;
 pub mod mqtt;
 pub mod shell;
 pub mod storage;
+pub mod time;
 pub mod uart;
 
 pub use board::{Board, Clock};

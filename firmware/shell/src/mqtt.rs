@@ -133,11 +133,17 @@ pub struct Driver<'l, M: RawMutex, C: Clock> {
 }
 
 impl<'l, M: RawMutex, C: Clock> Driver<'l, M, C> {
+    /// A driver with the boards' limits.
     pub fn new(link: &'l Link<M>, clock: C) -> Self {
+        Self::with_max_packet(link, clock, MQTT_MAX_PACKET)
+    }
+
+    /// A driver that takes packets up to `max_packet` bytes (a virtual board with the host's limits).
+    pub fn with_max_packet(link: &'l Link<M>, clock: C, max_packet: usize) -> Self {
         Driver {
             link,
             clock,
-            session: Session::new(MQTT_MAX_INFLIGHT, MQTT_MAX_PACKET),
+            session: Session::new(MQTT_MAX_INFLIGHT, max_packet),
             settings: None,
             pending: VecDeque::new(),
             dropped: 0,

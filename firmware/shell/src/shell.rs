@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use embassy_futures::select::{select, select4, Either, Either4};
+use embassy_futures::select::{select, select5, Either, Either5};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::channel::Channel;
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
@@ -19,6 +19,7 @@ use crate::board::{Board, Clock};
 use crate::limits::{BOARD_STATUS_EVERY_MS, INBOX, MQTT_LEAVE_WAIT_MS};
 use crate::mqtt::{self, Command, Link};
 use crate::storage::{self, Storage};
+use crate::time::WallClock;
 use crate::uart::{Console, UartPipe};
 
 /// How the shell answers an HTTP request: the board's server waits on the other end.
@@ -60,6 +61,7 @@ pub struct Shell<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> {
     engine: Engine,
     clock: C,
     mqtt: &'a Link<M>,
+    wall: &'a WallClock<M>,
     console: Console<'a, M>,
     lines: LineSplitter,
     storage: Storage<F>,
@@ -71,12 +73,19 @@ pub struct Shell<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> {
 }
 
 impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
-    pub fn new(clock: C, mqtt: &'a Link<M>, uart: &'a UartPipe<M>, flash: F) -> Self {
+    pub fn new(
+        clock: C,
+        mqtt: &'a Link<M>,
+        wall: &'a WallClock<M>,
+        uart: &'a UartPipe<M>,
+        flash: F,
+    ) -> Self {
         let booted_ms = clock.now_ms();
         Shell {
             engine: Engine::new(),
             clock,
             mqtt,
+            wall,
             console: Console::new(uart),
             lines: LineSplitter::default(),
             storage: Storage::new(flash),
@@ -130,7 +139,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         self.mqtt_up = false;
         let stored_config = self.load(board, storage::CONFIG).await;
         let stored_fallbacks = self.load(board, storage::FALLBACKS).await;
-        let now = board.unix_ms();
+        let now = self.unix_ms();
         self.engine.push_event(
             now,
             Event::Booted(Boot {
@@ -146,19 +155,21 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
     /// Runs until the firmware restarts.
     pub async fn run<B: Board>(&mut self, board: &mut B, inbox: &Inbox<M>) -> Exit {
         loop {
-            let wake = self.next_wake(board);
-            let exit = match select4(
+            let wake = self.next_wake();
+            let exit = match select5(
                 self.mqtt.events.receive(),
                 inbox.receive(),
                 board.next_input(),
+                self.wall.changed.wait(),
                 self.clock.sleep_until(wake),
             )
             .await
             {
-                Either4::First(event) => self.mqtt_event(board, event).await,
-                Either4::Second(input) => self.input(board, input).await,
-                Either4::Third((pin, level)) => self.input(board, Input::Pin { pin, level }).await,
-                Either4::Fourth(()) => self.deadline(board).await,
+                Either5::First(event) => self.mqtt_event(board, event).await,
+                Either5::Second(input) => self.input(board, input).await,
+                Either5::Third((pin, level)) => self.input(board, Input::Pin { pin, level }).await,
+                Either5::Fourth(()) => self.time_changed(board).await,
+                Either5::Fifth(()) => self.deadline(board).await,
             };
             if let Some(exit) = exit {
                 return exit;
@@ -166,13 +177,13 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         }
     }
 
-    /// When the shell must act next without an input: the engine's deadline or the board status, in board time.
-    pub fn next_wake<B: Board>(&self, board: &B) -> u64 {
+    /// When the shell must act next without an input (monotonic time): the engine's deadline or the board status.
+    pub fn next_wake(&self) -> u64 {
         let now = self.clock.now_ms();
         let engine = self
             .engine
             .next_deadline()
-            .map(|at| now + at.saturating_sub(board.unix_ms()));
+            .map(|at| now + at.saturating_sub(self.unix_ms()));
         engine.map_or(self.status_due_ms, |at| at.min(self.status_due_ms))
     }
 
@@ -182,7 +193,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
             Input::Uart(bytes) => {
                 for line in self.lines.feed(&bytes) {
                     self.engine
-                        .push_event(board.unix_ms(), Event::ConsoleLine(line));
+                        .push_event(self.unix_ms(), Event::ConsoleLine(line));
                     if let Some(exit) = self.apply(board).await {
                         return Some(exit);
                     }
@@ -191,11 +202,11 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
             }
             Input::Pin { pin, level } => {
                 self.engine
-                    .push_event(board.unix_ms(), Event::PinChanged { pin, level });
+                    .push_event(self.unix_ms(), Event::PinChanged { pin, level });
                 self.apply(board).await
             }
             Input::Http(request, reply) => {
-                let response = self.engine.http(board.unix_ms(), &request);
+                let response = self.engine.http(self.unix_ms(), &request);
                 reply.send(response);
                 self.apply(board).await
             }
@@ -207,15 +218,37 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         if self.clock.now_ms() >= self.status_due_ms {
             self.refresh_status(board);
         }
-        self.engine.push_event(board.unix_ms(), Event::Tick);
+        self.engine.push_event(self.unix_ms(), Event::Tick);
         self.apply(board).await
     }
 
     fn refresh_status<B: Board>(&mut self, board: &mut B) {
         self.status_due_ms = self.clock.now_ms() + BOARD_STATUS_EVERY_MS;
-        let status = board.status();
+        let mut status = board.status();
+        status.time = self.wall.status();
         self.engine
-            .push_event(board.unix_ms(), Event::BoardStatus(status));
+            .push_event(self.unix_ms(), Event::BoardStatus(status));
+    }
+
+    /// The clock was synchronized (or network time turned off): the engine hears it at once.
+    async fn time_changed<B: Board>(&mut self, board: &mut B) -> Option<Exit> {
+        if !self.wall.take_change() {
+            return None;
+        }
+        let status = self.wall.status();
+        let now = crate::time::format_utc(self.unix_ms());
+        self.log(
+            board,
+            Level::Info,
+            &format!("time: {} ({now})", status.as_str()),
+        );
+        self.refresh_status(board);
+        self.apply(board).await
+    }
+
+    /// Wall-clock time (unix milliseconds) as the board knows it: from 1970 on until the first time sync.
+    pub fn unix_ms(&self) -> u64 {
+        self.wall.unix_ms(self.clock.now_ms())
     }
 
     /// What the MQTT driver says.
@@ -224,7 +257,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         board: &mut B,
         event: mqtt::Event,
     ) -> Option<Exit> {
-        let now = board.unix_ms();
+        let now = self.unix_ms();
         match event {
             mqtt::Event::Connecting { host, port } => {
                 self.log(
@@ -303,6 +336,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
                     self.mqtt_up = false;
                     self.mqtt.commands.send(Command::Connect(settings)).await;
                 }
+                Action::ConfigureTime(ntp) => self.wall.config.signal(ntp),
                 Action::MqttDisconnect => {
                     self.mqtt_up = false;
                     self.mqtt.commands.send(Command::Disconnect).await;
@@ -323,7 +357,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
                     board.set_pin(pin, level, duty);
                     if let Some((input, level)) = board.jumpered_input(pin) {
                         self.engine
-                            .push_event(board.unix_ms(), Event::PinChanged { pin: input, level });
+                            .push_event(self.unix_ms(), Event::PinChanged { pin: input, level });
                     }
                 }
                 Action::RequestFrame => {
@@ -331,7 +365,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
                     // console (`frame ...`) through the simulated camera.
                     self.refresh_status(board);
                     let frame = self.engine.capture_simulated();
-                    self.engine.push_event(board.unix_ms(), Event::Frame(frame));
+                    self.engine.push_event(self.unix_ms(), Event::Frame(frame));
                 }
                 Action::ConsoleWrite(line) => {
                     self.console.line(&line);

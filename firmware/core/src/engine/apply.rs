@@ -27,7 +27,13 @@ impl Engine {
             self.gpio = Gpio::new(&self.config.gpio);
             self.configure_pins();
         }
-        if old.opmode != self.config.opmode || old.interval_min != self.config.interval_min {
+        if old.ntp != self.config.ntp {
+            self.push(Action::ConfigureTime(self.config.ntp.clone()));
+        }
+        if old.opmode != self.config.opmode
+            || old.interval_min != self.config.interval_min
+            || old.ntp != self.config.ntp
+        {
             self.next_auto_ms = self.now_ms;
             if self.cycle_started_ms.is_none() {
                 let idle = self.idle_state();

@@ -37,7 +37,29 @@ pub struct BoardStatus {
     pub heap_spiram_largest_free: u64,
     pub heap_spiram_min_free: u64,
     pub sd_partition_free_mb: u64,
-    pub ntp_sync_status: String,
+    /// Where the board's clock stands with the network time.
+    pub time: TimeStatus,
+}
+
+/// The board's network time, as `ntp_syncstatus` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeStatus {
+    Synchronized,
+    #[default]
+    NotSynchronized,
+    /// Network time is turned off (`network.time.ntp.timesyncenabled` false).
+    Disabled,
+}
+
+impl TimeStatus {
+    /// The reference's texts (`time_sntp.cpp` getNTPSyncStatus).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeStatus::Synchronized => "Synchronized",
+            TimeStatus::NotSynchronized => "Not Synchronized",
+            TimeStatus::Disabled => "Disabled",
+        }
+    }
 }
 
 /// What the board read from its flash at boot.
@@ -59,12 +81,47 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// The reply to an [`HttpRequest`].
+/// The reply to an [`HttpRequest`]: `body` between two parts that live in flash (`head` and `tail`, empty for most
+/// replies). A board sends the three one after another, so a page is never copied into one buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
     pub content_type: &'static str,
+    pub head: &'static str,
     pub body: String,
+    pub tail: &'static str,
+}
+
+impl HttpResponse {
+    /// A reply that is all `body`.
+    pub fn new(status: u16, content_type: &'static str, body: String) -> HttpResponse {
+        HttpResponse {
+            status,
+            content_type,
+            head: "",
+            body,
+            tail: "",
+        }
+    }
+
+    /// The parts in the order they are sent.
+    pub fn parts(&self) -> [&str; 3] {
+        [self.head, &self.body, self.tail]
+    }
+
+    /// Length of the whole body (Content-Length).
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole body in one string (tests, diagnostics).
+    pub fn text(&self) -> String {
+        self.parts().concat()
+    }
 }
 
 /// Inputs to the device.
@@ -148,6 +205,8 @@ pub enum Action {
     },
     /// (Re)connect to the broker with these settings, dropping any current connection.
     MqttConnect(MqttSettings),
+    /// Where the board's clock gets network time from (at boot and when `network.time.ntp` changes).
+    ConfigureTime(crate::config::NtpConfig),
     MqttDisconnect,
     ConfigurePin {
         pin: u8,
@@ -178,6 +237,7 @@ pub enum Action {
 pub enum ProcessState {
     Initialization,
     InitializationDelayed,
+    InitializationWaitingForTimeSync,
     SetupMode,
     IdleNoAutostart,
     IdleWaitingForAutostart,
@@ -196,6 +256,7 @@ impl ProcessState {
         match self {
             Self::Initialization => "Initialization",
             Self::InitializationDelayed => "Initialization - Delayed",
+            Self::InitializationWaitingForTimeSync => "Initialization - Waiting For Time Sync",
             Self::SetupMode => "Setup Mode",
             Self::IdleNoAutostart => "Idle - No Autostart",
             Self::IdleWaitingForAutostart => "Idle - Waiting For Autostart",

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::{digit_result, Action, Engine, Level, ProcessState, ONLINE};
+use super::{digit_result, Action, BoardStatus, Engine, Level, ProcessState, TimeStatus, ONLINE};
 use crate::camera::{Frame, Reading};
 use crate::config::OpMode;
 use crate::readout::{to_class100, ReadoutParams, Roi};
@@ -35,12 +35,31 @@ impl Engine {
         let scheduled = self.booted
             && self.config.opmode == OpMode::Automatic
             && self.cycle_started_ms.is_none()
-            && !waiting_for_broker;
+            && !waiting_for_broker
+            && !self.waiting_for_time_sync();
         scheduled.then_some(self.next_auto_ms)
+    }
+
+    /// What the board sampled: heap, RSSI, temperature, time sync. The first sync ends the wait of the process
+    /// start interlock.
+    pub(super) fn on_board_status(&mut self, status: BoardStatus) {
+        let was_waiting = self.waiting_for_time_sync();
+        if status.time == TimeStatus::Synchronized {
+            self.time_wait_over = true;
+        }
+        self.status = status;
+        if was_waiting && !self.waiting_for_time_sync() && self.cycle_started_ms.is_none() {
+            self.log(Level::Info, "time is synchronized: processing may start");
+            let idle = self.idle_state();
+            self.set_state(idle);
+        }
     }
 
     /// A cycle on request (MQTT, REST, GPIO): now, or right after the running one.
     pub fn request_cycle(&mut self) {
+        // A manual start does not wait for the time (reference: "Start process (manual trigger) without synced
+        // time"), and ends the wait.
+        self.time_wait_over = true;
         if self.cycle_started_ms.is_some() {
             self.cycle_requested = true;
             self.log(

@@ -26,7 +26,7 @@ mod topics;
 
 pub use contract::{
     Action, BoardInfo, BoardStatus, Boot, Event, HttpRequest, HttpResponse, Level, MqttSettings,
-    ProcessState,
+    ProcessState, TimeStatus,
 };
 
 /// Retained `connection` payloads: birth and last will.
@@ -80,6 +80,8 @@ pub struct Engine {
     discovery_pending: bool,
     /// When to publish the birth once more after connecting (see `on_tick`).
     birth_again_at: Option<u64>,
+    /// The wait for the first time sync is over (synced once, or a manual trigger went ahead).
+    time_wait_over: bool,
     camera: SimCamera,
     out: VecDeque<Queued>,
 }
@@ -123,6 +125,7 @@ impl Engine {
             device_info_pending: true,
             discovery_pending: true,
             birth_again_at: None,
+            time_wait_over: false,
             camera: SimCamera::new(),
             out: VecDeque::new(),
         };
@@ -144,7 +147,7 @@ impl Engine {
         self.now_ms = now_ms;
         match event {
             Event::Booted(boot) => self.on_boot(boot),
-            Event::BoardStatus(s) => self.status = s,
+            Event::BoardStatus(s) => self.on_board_status(s),
             Event::MqttConnected => self.on_mqtt_connected(),
             Event::MqttDisconnected => {
                 self.mqtt_connected = false;
@@ -342,11 +345,25 @@ impl Engine {
     }
 
     fn idle_state(&self) -> ProcessState {
+        if self.waiting_for_time_sync() {
+            return ProcessState::InitializationWaitingForTimeSync;
+        }
         match self.config.opmode {
             OpMode::Setup => ProcessState::SetupMode,
             OpMode::Manual => ProcessState::IdleNoAutostart,
             OpMode::Automatic => ProcessState::IdleWaitingForAutostart,
         }
+    }
+
+    /// The process start interlock (reference `MainFlowControl.cpp` ~965): with network time on, processing
+    /// waits for the first sync after boot; a manual trigger does not wait (and ends the wait).
+    fn waiting_for_time_sync(&self) -> bool {
+        let ntp = &self.config.ntp;
+        ntp.sync_enabled
+            && ntp.start_interlock
+            && !self.time_wait_over
+            && self.status.time != TimeStatus::Synchronized
+            && self.config.opmode != OpMode::Setup
     }
 
     fn now_s(&self) -> i64 {
@@ -402,6 +419,8 @@ impl Engine {
         self.next_auto_ms = self.now_ms;
         self.device_info_pending = true;
         self.discovery_pending = self.config.mqtt.home_assistant.discovery_enabled;
+        self.time_wait_over = false;
+        self.push(Action::ConfigureTime(self.config.ntp.clone()));
         match self.mqtt_settings() {
             Some(s) => self.push(Action::MqttConnect(s)),
             None => self.log(Level::Info, "MQTT disabled"),

@@ -148,7 +148,7 @@ impl Engine {
             s.sd_partition_free_mb.to_string(),
             false,
         );
-        self.publish("/device/status/ntp_sync_status", s.ntp_sync_status, false);
+        self.publish("/device/status/ntp_syncstatus", s.time.as_str(), false);
     }
 
     /// `Processing (Automatic)` etc.

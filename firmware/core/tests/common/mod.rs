@@ -47,7 +47,7 @@ pub fn board_status() -> BoardStatus {
         heap_spiram_largest_free: 0,
         heap_spiram_min_free: 0,
         sd_partition_free_mb: 0,
-        ntp_sync_status: "Synchronized".into(),
+        time: meter_core::engine::TimeStatus::Synchronized,
     }
 }
 
