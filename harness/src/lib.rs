@@ -9,6 +9,7 @@ pub mod broker;
 pub mod browser;
 pub mod flasher;
 pub mod ha;
+pub mod http;
 pub mod image_size;
 pub mod inventory;
 pub mod migration;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use cucumber::{then, when};
 
-use super::{ctx, Rig};
 use crate::app_image::{self, ImageSpec};
 use crate::board::{BoardError, FlashHow};
+use crate::world::{ctx, Rig};
 
 /// Big enough that a flash spans many blocks (for a power cut in the middle), small enough to stay fast.
 const IMAGE_SIZE: usize = 256 * 1024;

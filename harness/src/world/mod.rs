@@ -1,0 +1,374 @@
+//! The cucumber World: [`Rig`], one scenario's board, broker cable, observer and what the steps remember, and the
+//! helpers the steps share. The steps themselves live in [`steps`], one file per domain. Topics in steps are relative
+//! to the scenario's main topic (`process/status/cycle_counter`), unless a step says "absolute".
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cucumber::World;
+use serde_json::{json, Value};
+
+use crate::board::{Board, VirtualBoard};
+use crate::broker::{BrokerTarget, Cable};
+use crate::inventory::Inventory;
+use crate::observer::{Observer, Seen};
+use crate::serial_board::SerialBoard;
+use crate::snapshot::Placeholders;
+
+mod steps;
+
+pub use crate::http::request as http_request;
+
+/// What every scenario of a run shares.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub broker: BrokerTarget,
+    pub board_bin: PathBuf,
+    /// The repository root (fixtures/, features/).
+    pub root: PathBuf,
+    pub timeout: Duration,
+    /// A real board (`hil run --board`); None runs a virtual board per scenario.
+    pub serial: Option<Inventory>,
+}
+
+static CONTEXT: OnceLock<RunContext> = OnceLock::new();
+
+/// Sets the run's context (once, before scenarios run).
+pub fn set_context(ctx: RunContext) {
+    let _ = CONTEXT.set(ctx);
+}
+
+pub(crate) fn ctx() -> &'static RunContext {
+    CONTEXT.get().expect("hil: run context not set")
+}
+
+static SCENARIOS: AtomicU32 = AtomicU32::new(0);
+
+/// One scenario's resources: its own board, main topic, state dir, cable to the broker and observer.
+#[derive(World, Default)]
+#[world(init = Self::default)]
+pub struct Rig {
+    config: Option<Value>,
+    board: Option<Box<dyn Board>>,
+    observer: Option<Observer>,
+    cable: Option<Cable>,
+    main_topic: String,
+    node: String,
+    console_reply: String,
+    http: (u16, String),
+    browser: Option<crate::browser::Browser>,
+    /// The error of the last refused flash.
+    flash_error: Option<String>,
+    /// Console lines before this index are forgotten ('I forget what the console showed').
+    console_mark: usize,
+}
+
+impl std::fmt::Debug for Rig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rig")
+            .field("main_topic", &self.main_topic)
+            .field("console_reply", &self.console_reply)
+            .finish()
+    }
+}
+
+fn parse_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// Sets `a.b[1].c` in a JSON document, creating objects on the way.
+fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
+    let segs: Vec<String> = path
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    let mut v = doc;
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        if let Ok(idx) = seg.parse::<usize>() {
+            let arr = v
+                .as_array_mut()
+                .ok_or_else(|| anyhow!("'{path}': not an array at '{seg}'"))?;
+            let slot = arr
+                .get_mut(idx)
+                .ok_or_else(|| anyhow!("'{path}': no element {idx}"))?;
+            if last {
+                *slot = value;
+                return Ok(());
+            }
+            v = slot;
+        } else {
+            let obj = v
+                .as_object_mut()
+                .ok_or_else(|| anyhow!("'{path}': not an object at '{seg}'"))?;
+            if last {
+                obj.insert(seg.clone(), value);
+                return Ok(());
+            }
+            v = obj.entry(seg.clone()).or_insert_with(|| json!({}));
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Rig {
+    /// With HIL_CONSOLE_DIR set, each scenario's console capture is kept there (CI uploads it).
+    fn drop(&mut self) {
+        let (Some(dir), Some(board)) = (std::env::var_os("HIL_CONSOLE_DIR"), self.board.as_ref())
+        else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let text: String = board
+            .console_capture()
+            .iter()
+            .map(|(t, l)| format!("[{:>10.3}] {l}\n", t.as_secs_f64()))
+            .collect();
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join(format!("{}.log", self.node)), text);
+        }
+    }
+}
+
+impl Rig {
+    fn board(&mut self) -> Result<&mut (dyn Board + 'static)> {
+        self.board
+            .as_deref_mut()
+            .ok_or_else(|| anyhow!("no board: start one with 'Given a virtual board ...'"))
+    }
+
+    fn obs(&self) -> Result<&Observer> {
+        self.observer
+            .as_ref()
+            .ok_or_else(|| anyhow!("no board: start one with 'Given a virtual board ...'"))
+    }
+
+    fn t(&self, rel: &str) -> String {
+        format!("{}/{}", self.main_topic, rel.trim_start_matches('/'))
+    }
+
+    fn placeholders(&self) -> Placeholders {
+        Placeholders {
+            main_topic: self.main_topic.clone(),
+            node: self.node.clone(),
+        }
+    }
+
+    async fn stage(&mut self, fixture: &str) -> Result<()> {
+        let path = ctx().root.join("fixtures/configs").join(fixture);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("fixture {}", path.display()))?;
+        let mut config: Value =
+            serde_json::from_str(&text).with_context(|| format!("fixture {}", path.display()))?;
+        if let Some(inv) = &ctx().serial {
+            remap_pins(&mut config, inv);
+        } else if self.cable.is_none() {
+            // A real board reaches the broker itself; a virtual one goes through its own cable.
+            self.cable = Some(Cable::start(&ctx().broker).await?);
+        }
+        let n = SCENARIOS.fetch_add(1, Ordering::SeqCst);
+        let base = config["mqtt"]["maintopic"]
+            .as_str()
+            .unwrap_or("watermeter")
+            .to_string();
+        // Unique per scenario, same shape (flat stays flat, nested stays nested), HA-safe node id.
+        self.main_topic = format!("{base}_s{}x{n}", std::process::id());
+        self.node = self
+            .main_topic
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let uri = match &ctx().serial {
+            Some(inv) => inv.broker.clone(),
+            None => self
+                .cable
+                .as_ref()
+                .map(|c| c.uri_for(&ctx().broker))
+                .unwrap_or_default(),
+        };
+        set_path(&mut config, "mqtt.enabled", json!(true))?;
+        set_path(&mut config, "mqtt.uri", json!(uri))?;
+        if let Some(tls) = &ctx().broker.tls {
+            set_path(&mut config, "mqtt.tls.cacert", json!(tls.ca_pem))?;
+        }
+        if let (Some(u), Some(p)) = (&ctx().broker.username, &ctx().broker.password) {
+            set_path(&mut config, "mqtt.authmode", json!(1))?;
+            set_path(&mut config, "mqtt.username", json!(u))?;
+            set_path(&mut config, "mqtt.password", json!(p))?;
+        }
+        set_path(&mut config, "mqtt.maintopic", json!(self.main_topic))?;
+        set_path(&mut config, "mqtt.clientid", json!(self.node))?;
+        self.config = Some(config);
+        Ok(())
+    }
+
+    async fn start(&mut self) -> Result<()> {
+        let config = self
+            .config
+            .clone()
+            .ok_or_else(|| anyhow!("no config staged"))?;
+        // A second `Given a ... board` in a scenario replaces the first: release its port and process first.
+        self.board = None;
+        let dir = std::env::temp_dir().join(format!("hil-{}", self.node));
+        let _ = std::fs::remove_dir_all(&dir);
+        let prefix = config["mqtt"]["homeassistant"]["discoveryprefix"]
+            .as_str()
+            .unwrap_or("homeassistant")
+            .to_string();
+        let filters = vec![
+            format!("{}/#", self.main_topic),
+            format!("{prefix}/+/{}/#", self.node),
+        ];
+        self.observer = Some(Observer::connect(&ctx().broker, &filters).await?);
+        let bin = ctx().board_bin.clone();
+        self.board = Some(match &ctx().serial {
+            None => Box::new(tokio::task::block_in_place(|| {
+                VirtualBoard::start(&bin, &dir, Some(&config))
+            })?),
+            Some(inv) => Box::new(tokio::task::block_in_place(|| {
+                configure_serial(inv, &config)
+            })?),
+        });
+        self.wait_for("device/status/connection", "online").await?;
+        Ok(())
+    }
+
+    async fn wait_for(&self, rel: &str, payload: &str) -> Result<Seen> {
+        self.obs()?
+            .wait_for(&self.t(rel), payload, ctx().timeout)
+            .await
+    }
+
+    fn counter(&self) -> u64 {
+        self.obs()
+            .ok()
+            .and_then(|o| o.get(&self.t("process/status/cycle_counter")))
+            .and_then(|s| s.payload.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn publish(&self, rel: &str, payload: &[u8]) -> Result<()> {
+        self.obs()?.publish(&self.t(rel), payload, false).await
+    }
+
+    fn console(&mut self, line: &str) -> Result<String> {
+        let timeout = ctx().timeout;
+        let board = self.board()?;
+        let reply = tokio::task::block_in_place(|| board.console(line, timeout))?;
+        self.console_reply = reply.clone();
+        Ok(reply)
+    }
+
+    fn frame(&mut self, sequence: &str, digits: &str, pointers: &str) -> Result<()> {
+        let reply = self.console(&format!(
+            "frame {sequence} digits={digits} analogs={pointers}"
+        ))?;
+        if !reply.starts_with("ok") {
+            bail!("the board refused the frame: {reply}");
+        }
+        Ok(())
+    }
+
+    async fn http(&mut self, method: &str, path: &str, body: &str) -> Result<()> {
+        let base = self
+            .board()?
+            .http_base()
+            .ok_or_else(|| anyhow!("board has no HTTP endpoint"))?;
+        let addr = base.trim_start_matches("http://").to_string();
+        let (method, path, body) = (method.to_string(), path.to_string(), body.to_string());
+        self.http = tokio::task::spawn_blocking(move || http_request(&addr, &method, &path, &body))
+            .await??;
+        Ok(())
+    }
+
+    /// A live subscription never sees the retain flag; a fresh one gets exactly the retained topics, flagged.
+    async fn with_retain_flags(
+        &self,
+        mut tree: BTreeMap<String, Seen>,
+    ) -> Result<BTreeMap<String, Seen>> {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let filters = vec![
+            format!("{}/#", self.main_topic),
+            format!("+/+/{}/#", self.node),
+        ];
+        let late = Observer::connect(&ctx().broker, &filters).await?;
+        // Retained messages arrive right after the subscription; wait until none came for 250 ms (3 s at most).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut seen = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = late.tree().len();
+            if now == seen || std::time::Instant::now() > deadline {
+                break;
+            }
+            seen = now;
+        }
+        let retained = late.tree();
+        late.disconnect().await;
+        for (topic, seen) in tree.iter_mut() {
+            seen.retain = retained
+                .get(topic)
+                .is_some_and(|r| r.retain && r.payload == seen.payload);
+        }
+        Ok(tree)
+    }
+
+    fn subtree(&self, prefix: &str) -> Result<BTreeMap<String, Seen>> {
+        Ok(self
+            .obs()?
+            .tree()
+            .into_iter()
+            .filter(|(t, _)| t.starts_with(prefix))
+            .collect())
+    }
+}
+
+/// The pins a scenario names (the reference's ESP32-CAM numbers) moved to the board's, per the inventory.
+fn remap_pins(config: &mut Value, inv: &Inventory) {
+    if let Some(pins) = config["gpio"]["gpiopin"].as_array_mut() {
+        for pin in pins {
+            if let Some(n) = pin["gpionumber"]
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+            {
+                pin["gpionumber"] = json!(inv.board_pin(n));
+            }
+        }
+    }
+}
+
+/// Opens a real board and gives the scenario a clean one: `factory-reset` (defaults, no fallback values left by
+/// earlier scenarios), then the scenario's whole config with the Wi-Fi credentials the inventory names in one
+/// `config merge`, then a reset so it starts with that config.
+fn configure_serial(inv: &Inventory, config: &Value) -> Result<SerialBoard> {
+    let mut board = SerialBoard::open(inv.clone())?;
+    let timeout = ctx().timeout;
+    let reply = board.console("factory-reset", timeout)?;
+    if !reply.starts_with("ok") {
+        bail!("board '{}' refused factory-reset: {reply}", inv.name);
+    }
+    board
+        .wait_alive(timeout)
+        .with_context(|| format!("board '{}' after factory-reset", inv.name))?;
+    let mut doc = config.clone();
+    if let Some((ssid, password)) = inv.wifi().map_err(|e| anyhow!(e))? {
+        set_path(&mut doc, "network.wlan.ssid", json!(ssid))?;
+        set_path(&mut doc, "network.wlan.password", json!(password))?;
+    }
+    let reply = board.console(&format!("config merge {doc}"), timeout)?;
+    if !reply.starts_with("ok") {
+        bail!(
+            "board '{}' refused the scenario's config: {reply}",
+            inv.name
+        );
+    }
+    board.reset()?;
+    Ok(board)
+}
