@@ -20,7 +20,8 @@ Feature: Bad input gets a clear error and changes nothing
       | {"sequence":"nope","value":1}        | no number sequence named             |
       | {"sequence":"main"}                  | "value" is missing                   |
       | {"sequence":"main","value":"abc"}    | is not a number                      |
-      | {"sequence":"main","value":"NaN"}    | not a finite number                  |
+      | {"sequence":"main","value":"NaN"}    | is not a number                      |
+      | {"sequence":"main","value":"16.5"}   | is not a number                      |
       | {"sequence":"main","value":-1}       | has no valid raw value               |
 
   @wiring

@@ -46,7 +46,7 @@ Feature: Process Control
 
   Scenario: The fallback value of another sequence
     Given a virtual board with config "flat-json.json"
-    When I publish '{"sequence":"gas","value":"12.3"}' to "process/ctrl/set_fallbackvalue"
+    When I publish '{"sequence":"gas","value":12.3}' to "process/ctrl/set_fallbackvalue"
     Then the console log contains "set_fallbackvalue: 'gas' = 12.30"
     When I type "status" on the console
     Then the console reply contains '"fallback_value":"12.30"'

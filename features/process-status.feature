@@ -56,7 +56,7 @@ Feature: Process Status
     And sequence "hot" shows digits 9,0 and pointers 0.5
     And I trigger a cycle
     Then topic "process/status/process_error" is "1"
-    And topic "process/data/7/value_status" is "E93 Rate too high (>) | Rate: 44.0, Discarded value: 90.0, Using fallback: 46.00"
+    And topic "process/data/7/value_status" is "E93 Rate too high (>) | Value: 90.0, Fallback: 46.00, Rate: 44.0"
     When I trigger 2 cycles
     Then topic "process/status/process_error" is "2"
     And topic "process/data/7/actual_value" is "46.0"

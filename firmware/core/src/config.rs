@@ -213,6 +213,8 @@ pub struct MqttConfig {
     pub notation: Notation,
     pub retain_process_data: bool,
     pub home_assistant: HomeAssistant,
+    /// Seconds (`mqtt.keepalive`, our extension): the reference sends 120 s whatever it intends (decision 29).
+    pub keepalive_s: u16,
 }
 
 /// One entry of `gpio.gpiopin`.
@@ -243,6 +245,9 @@ impl PinConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub opmode: OpMode,
+    /// `digit.enabled` / `analog.enabled`: the cycle has an ROI processing step for them.
+    pub digit_enabled: bool,
+    pub analog_enabled: bool,
     /// Minutes between automatic cycles.
     pub interval_min: f64,
     pub digit_model: DigitModel,
@@ -509,6 +514,7 @@ struct Reader {
 
 const OPMODE_KEYS: &[&str] = &["opmode", "automaticprocessinterval", "usedemoimages"];
 const MQTT_KEYS: &[&str] = &[
+    "keepalive",
     "enabled",
     "uri",
     "maintopic",
@@ -790,6 +796,8 @@ impl Reader {
         }
         Config {
             opmode,
+            digit_enabled,
+            analog_enabled,
             interval_min,
             digit_model,
             sequences,
@@ -1012,10 +1020,11 @@ impl Reader {
         let ca_cert = self.string(tls, "mqtt.tls", "cacert", "");
         let client_cert = self.string(tls, "mqtt.tls", "clientcert", "");
         let client_key = self.string(tls, "mqtt.tls", "clientkey", "");
-        if auth_mode == 2 && (client_cert.is_empty() || client_key.is_empty()) {
+        // The reference takes a client certificate and key as optional with TLS; one without the other is no use.
+        if client_cert.is_empty() != client_key.is_empty() {
             self.err(
                 "mqtt.tls.clientcert",
-                "client certificate and key are required with authmode 2 (TLS)",
+                "a client certificate needs its key (mqtt.tls.clientkey), and the other way round",
             );
         }
         let notation = match self.int(m, p, "processdatanotation", 0, 0, 2) {
@@ -1024,6 +1033,7 @@ impl Reader {
             _ => Notation::Json,
         };
         let retain_process_data = self.bool(m, p, "retainprocessdata", false);
+        let keepalive_s = self.int(m, p, "keepalive", 120, 2, 65_535) as u16;
         let ha = self.obj(doc, "mqtt.homeassistant");
         if let Some(o) = ha {
             self.known(o, "mqtt.homeassistant", HA_KEYS);
@@ -1033,7 +1043,14 @@ impl Reader {
             discovery_enabled: self.bool(ha, hp, "discoveryenabled", false),
             discovery_prefix: self.topic(ha, hp, "discoveryprefix", "homeassistant"),
             status_topic: self.topic(ha, hp, "statustopic", "homeassistant/status"),
-            meter_type: self.int(ha, hp, "metertype", 1, 0, 16) as u8,
+            meter_type: self.int(
+                ha,
+                hp,
+                "metertype",
+                1,
+                0,
+                i64::from(crate::discovery::MAX_METER_TYPE),
+            ) as u8,
             retain_discovery: self.bool(ha, hp, "retaindiscovery", false),
         };
         if home_assistant.discovery_enabled {
@@ -1059,11 +1076,14 @@ impl Reader {
             notation,
             retain_process_data,
             home_assistant,
+            keepalive_s,
         }
     }
 
     fn gpio(&mut self, doc: &Value) -> Vec<PinConfig> {
         let g = self.obj(doc, "gpio");
+        // The pins are used only with customization on (reference `gpioControl.cpp` 244); they are checked anyway.
+        let customization = self.bool(g, "gpio", "customizationenabled", false);
         let list = self.array(g, "gpio", "gpiopin");
         let mut pins: Vec<PinConfig> = Vec::new();
         for (i, item) in list.iter().enumerate() {
@@ -1122,7 +1142,11 @@ impl Reader {
             }
             pins.push(pin);
         }
-        pins
+        if customization {
+            pins
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -1143,6 +1167,9 @@ mod tests {
         assert_eq!(c.mqtt.home_assistant.meter_type, 1);
         assert_eq!(c.sequences.len(), 1);
         assert_eq!(c.sequences[0].post.max_rate, 0.15);
+        // The reference's five default pins are configured but unused: customization is off.
+        assert_eq!(c.gpio.len(), 0);
+        let c = partial(json!({"gpio": {"customizationenabled": true}})).unwrap();
         assert_eq!(c.gpio.len(), 5);
     }
 
@@ -1277,7 +1304,7 @@ mod tests {
     #[test]
     fn redaction_hides_secrets_and_merge_keeps_them() {
         let (doc, _) = Config::from_partial(
-            &json!({"mqtt": {"password": "hunter2", "tls": {"clientkey": "KEY"}},
+            &json!({"mqtt": {"password": "hunter2", "tls": {"clientcert": "CERT", "clientkey": "KEY"}},
                                                     "network": {"wlan": {"password": "wifi"}}}),
         )
         .unwrap();
@@ -1330,8 +1357,10 @@ mod tests {
                 .path(),
             "mqtt.username"
         );
+        // TLS: client certificate and key are optional (as in the reference), but go together.
+        assert!(partial(json!({"mqtt": {"authmode": 2}})).is_ok());
         assert_eq!(
-            partial(json!({"mqtt": {"authmode": 2}}))
+            partial(json!({"mqtt": {"authmode": 2, "tls": {"clientkey": "K"}}}))
                 .unwrap_err()
                 .path(),
             "mqtt.tls.clientcert"

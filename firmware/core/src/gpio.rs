@@ -146,7 +146,6 @@ pub enum CtrlError {
     BadState,
     MissingDuty,
     DutyOutOfRange { duty: i64, max: u32 },
-    UnexpectedDuty,
     TooLarge(usize),
 }
 
@@ -161,13 +160,12 @@ impl core::fmt::Display for CtrlError {
                 )
             }
             CtrlError::BadJson(e) => write!(f, "payload is not valid JSON: {e}"),
-            CtrlError::BadState => f.write_str("\"state\" must be 0 or 1"),
-            CtrlError::MissingDuty => f.write_str("\"pwm_duty\" is required for an output-pwm pin"),
+            CtrlError::BadState => f.write_str("\"state\" must be a number (0 off, 1 on)"),
+            CtrlError::MissingDuty => {
+                f.write_str("\"pwm_duty\" (a number) is required for an output-pwm pin")
+            }
             CtrlError::DutyOutOfRange { duty, max } => {
                 write!(f, "\"pwm_duty\" {duty} is out of range 0..{max}")
-            }
-            CtrlError::UnexpectedDuty => {
-                f.write_str("\"pwm_duty\" is only accepted by output-pwm pins")
             }
             CtrlError::TooLarge(n) => write!(f, "payload of {n} bytes exceeds the 4 KiB limit"),
         }
@@ -203,7 +201,10 @@ impl Pin {
         }
     }
 
-    /// Parses and checks a `ctrl` payload against this pin's mode; nothing changes here.
+    /// Parses and checks a `ctrl` payload against this pin's mode; nothing changes here. As the reference
+    /// (`gpioPin.cpp` mqttControlPinState): `state` is any JSON number (not 0 after truncation means on), keys a
+    /// mode does not use are ignored; `pwm_duty` (output-pwm) is a number too, and must be one the PWM can drive
+    /// (decision 54).
     pub fn parse_ctrl(&self, payload: &[u8]) -> Result<Ctrl, CtrlError> {
         if payload.len() > 4096 {
             return Err(CtrlError::TooLarge(payload.len()));
@@ -216,28 +217,24 @@ impl Pin {
         }
         let v: Value =
             serde_json::from_slice(payload).map_err(|e| CtrlError::BadJson(e.to_string()))?;
-        let level = match v.get("state").and_then(Value::as_i64) {
-            Some(0) => false,
-            Some(1) => true,
-            _ => return Err(CtrlError::BadState),
-        };
-        let duty = v.get("pwm_duty");
-        match (self.config.mode, duty) {
-            (PinMode::OutputPwm, None) => Err(CtrlError::MissingDuty),
-            (PinMode::OutputPwm, Some(d)) => {
-                let max = pwm_max_duty(self.config.pwm_frequency);
-                match d.as_i64() {
-                    Some(d) if d >= 0 && d <= i64::from(max) => Ok(Ctrl {
-                        level,
-                        duty: Some(d as u32),
-                    }),
-                    Some(d) => Err(CtrlError::DutyOutOfRange { duty: d, max }),
-                    None => Err(CtrlError::DutyOutOfRange { duty: -1, max }),
-                }
-            }
-            (_, Some(_)) => Err(CtrlError::UnexpectedDuty),
-            (_, None) => Ok(Ctrl { level, duty: None }),
+        // cJSON's valueint: the number truncated toward zero.
+        let int = |key: &str| v.get(key).and_then(Value::as_f64).map(libm::trunc);
+        let level = int("state").ok_or(CtrlError::BadState)? != 0.0;
+        if self.config.mode != PinMode::OutputPwm {
+            return Ok(Ctrl { level, duty: None });
         }
+        let duty = int("pwm_duty").ok_or(CtrlError::MissingDuty)?;
+        let max = pwm_max_duty(self.config.pwm_frequency);
+        if duty < 0.0 || duty > f64::from(max) {
+            return Err(CtrlError::DutyOutOfRange {
+                duty: duty as i64,
+                max,
+            });
+        }
+        Ok(Ctrl {
+            level,
+            duty: Some(duty as u32),
+        })
     }
 
     /// Applies an accepted ctrl. Returns true when the pin's state changed.
@@ -254,7 +251,7 @@ impl Pin {
     /// the debounce time of the last accepted edge is held back; [`Pin::settle`] accepts it once it has lasted.
     pub fn input_changed(&mut self, level: bool, now_ms: u64) -> Option<bool> {
         if let Some(last) = self.last_edge_ms {
-            if now_ms.saturating_sub(last) < u64::from(self.config.debounce_ms) {
+            if now_ms.saturating_sub(last) < self.debounce_ms() {
                 // A bounce back to the accepted level cancels what was held back.
                 self.pending = (level != self.level).then_some(level);
                 return None;
@@ -269,17 +266,31 @@ impl Pin {
     pub fn settle(&mut self, now_ms: u64) -> Option<bool> {
         let level = self.pending?;
         let last = self.last_edge_ms.unwrap_or(0);
-        if now_ms.saturating_sub(last) < u64::from(self.config.debounce_ms) {
+        if now_ms.saturating_sub(last) < self.debounce_ms() {
             return None;
         }
         self.pending = None;
         self.accept(level, now_ms)
     }
 
+    /// The clock was stepped: the last edge moves along.
+    pub fn shift_time(&mut self, by_ms: i64) {
+        self.last_edge_ms = self.last_edge_ms.map(|t| (t as i64 + by_ms).max(0) as u64);
+    }
+
     /// When a held-back level will have lasted the debounce time ([`Pin::settle`] accepts it then).
     pub fn settle_deadline(&self) -> Option<u64> {
         self.pending?;
-        Some(self.last_edge_ms.unwrap_or(0) + u64::from(self.config.debounce_ms))
+        Some(self.last_edge_ms.unwrap_or(0) + self.debounce_ms())
+    }
+
+    /// The debounce time: the configured one, but 1000 ms fixed for a trigger pin (reference `gpioPin.cpp` 33).
+    pub fn debounce_ms(&self) -> u64 {
+        if self.config.mode == PinMode::TriggerCycleStart {
+            1000
+        } else {
+            u64::from(self.config.debounce_ms)
+        }
     }
 
     /// Takes `level` as the pin's debounced level: `Some(level)` when it is a change.
@@ -386,9 +397,20 @@ mod tests {
         assert!(p.apply(c));
         assert_eq!(p.state_json(), r#"{"state":1}"#);
         assert!(!p.apply(c));
+        // As the reference: a key the mode does not use is ignored; any number is a state, not 0 is on.
         assert_eq!(
             p.parse_ctrl(br#"{"state":1,"pwm_duty":3}"#),
-            Err(CtrlError::UnexpectedDuty)
+            Ok(Ctrl {
+                level: true,
+                duty: None
+            })
+        );
+        assert_eq!(p.parse_ctrl(br#"{"state":2}"#).map(|c| c.level), Ok(true));
+        assert_eq!(p.parse_ctrl(br#"{"state":-1}"#).map(|c| c.level), Ok(true));
+        assert_eq!(
+            p.parse_ctrl(br#"{"state":0.9}"#).map(|c| c.level),
+            Ok(false),
+            "truncated"
         );
     }
 
@@ -404,6 +426,17 @@ mod tests {
             })
         );
         assert!(p.parse_ctrl(br#"{"state":1,"pwm_duty":-1}"#).is_err());
+        assert_eq!(
+            p.parse_ctrl(br#"{"state":1,"pwm_duty":"5"}"#),
+            Err(CtrlError::MissingDuty)
+        );
+        assert_eq!(
+            p.parse_ctrl(br#"{"state":0,"pwm_duty":100.7}"#),
+            Ok(Ctrl {
+                level: false,
+                duty: Some(100)
+            })
+        );
         let c = p.parse_ctrl(br#"{"state":1,"pwm_duty":8191}"#).unwrap();
         p.apply(c);
         assert_eq!(p.state_json(), r#"{"state":1,"pwm_duty":8191}"#);
@@ -414,8 +447,8 @@ mod tests {
     fn bad_ctrl_payloads() {
         let p = pin(PinMode::Output, 5000);
         assert!(matches!(p.parse_ctrl(b"{"), Err(CtrlError::BadJson(_))));
-        assert_eq!(p.parse_ctrl(br#"{"state":2}"#), Err(CtrlError::BadState));
         assert_eq!(p.parse_ctrl(br#"{"state":"on"}"#), Err(CtrlError::BadState));
+        assert_eq!(p.parse_ctrl(br#"{"state":true}"#), Err(CtrlError::BadState));
         assert_eq!(p.parse_ctrl(br#"{}"#), Err(CtrlError::BadState));
         assert!(matches!(
             p.parse_ctrl(&[b' '; 5000]),

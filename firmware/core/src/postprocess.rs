@@ -206,9 +206,11 @@ impl SequenceState {
             fallback_time: None,
             fallback_time_text: String::new(),
             rate_per_minute: 0.0,
-            rate_per_minute_text: String::new(),
+            // The reference's initial texts (`ClassFlowDefineTypes.h` 74-75): a first cycle without a value (W01)
+            // publishes them.
+            rate_per_minute_text: "0.0".to_string(),
             rate_per_interval: 0.0,
-            rate_per_interval_text: String::new(),
+            rate_per_interval_text: "0.0".to_string(),
             value_status: String::new(),
             processed_time_text: String::new(),
             fallback_updated: false,
@@ -380,11 +382,13 @@ impl SequenceState {
                 } else {
                     STATUS_RATE_TOO_HIGH_POS
                 };
+                // Reference `ClassFlowPostProcessing.cpp` 327-329: the value, the fallback value as it reads,
+                // the checked rate.
                 self.value_status = format!(
-                    "{code} | Rate: {}, Discarded value: {}, Using fallback: {}",
-                    fixed(checked_rate, self.decimal_places),
+                    "{code} | Value: {}, Fallback: {}, Rate: {}",
                     fixed(value, self.decimal_places),
-                    fixed(self.fallback_value, self.decimal_places + 1)
+                    self.fallback_text,
+                    fixed(checked_rate, self.decimal_places)
                 );
                 confirmed = false;
                 outcome.deviation = true;

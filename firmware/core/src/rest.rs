@@ -71,11 +71,17 @@ impl Engine {
         }
     }
 
+    /// The reference's `/mqtt` handler (`server_mqtt.cpp` 262-310), to its buffer sizes: a query of 64 bytes or
+    /// more reads as none (the usage page), a task of 30 characters or more as unknown; an unknown task is answered
+    /// 200 with its error text.
     fn rest_mqtt(&mut self, query: &str) -> HttpResponse {
-        if query.is_empty() {
+        if query.is_empty() || query.len() >= 64 {
             return reply(200, "text/html", MQTT_USAGE);
         }
-        match query_value(query, "task").unwrap_or("") {
+        let task = query_value(query, "task")
+            .filter(|t| t.len() < 30)
+            .unwrap_or("");
+        match task {
             "api_name" => reply(200, TEXT, "mqtt:v2"),
             "publish_ha_discovery" => {
                 self.schedule_discovery();
@@ -85,7 +91,7 @@ impl Engine {
                 self.schedule_device_info();
                 reply(200, TEXT, "002: Publication of device info topics scheduled during state 'Publish to MQTT'")
             }
-            _ => reply(404, TEXT, "E90: Task not found"),
+            _ => reply(200, TEXT, "E90: Task not found"),
         }
     }
 

@@ -124,7 +124,7 @@ async fn main(spawner: Spawner) {
     };
     let info = BoardInfo {
         board_type: "ESP32-C3".into(),
-        chip_model: "ESP32-C3".into(),
+        chip_model: "ESP32C3".into(),
         chip_cores: 1,
         chip_revision: "0.4".into(),
         chip_frequency_mhz: 160,

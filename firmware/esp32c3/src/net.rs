@@ -75,7 +75,7 @@ pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<Credent
     let device = Interface::station();
     let mac_bytes = device.mac_address();
     let mac = format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
         mac_bytes[0], mac_bytes[1], mac_bytes[2], mac_bytes[3], mac_bytes[4], mac_bytes[5]
     );
     static RESOURCES: StaticCell<StackResources<6>> = StaticCell::new();

@@ -23,6 +23,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app_image;
 use crate::gpio_lines::{self, Lines};
+use crate::heap::{self, Firmware};
 use crate::http;
 use crate::mqtt::{HostClock, HostNet, HostUdp};
 use crate::rom_loader::{Output, RomLoader};
@@ -98,13 +99,21 @@ impl Board for HostBoard {
     }
 
     fn status(&mut self) -> BoardStatus {
+        // The firmware's own heap as metered (heap.rs); without a limit, as if it had the chip's.
+        let (used, peak, budget) = heap::figures();
+        let size = if budget == usize::MAX {
+            meter_shell::limits::FIRMWARE_HEAP.max(peak)
+        } else {
+            budget
+        } as u64;
+        let (used, peak) = (used as u64, peak as u64);
         BoardStatus {
             wlan_rssi: -50,
             chip_temp_c: 40.0,
-            heap_total_free: 180 * 1024,
-            heap_internal_free: 180 * 1024,
-            heap_internal_largest_free: 110 * 1024,
-            heap_internal_min_free: 150 * 1024,
+            heap_total_free: size.saturating_sub(used),
+            heap_internal_free: size.saturating_sub(used),
+            heap_internal_largest_free: size.saturating_sub(used),
+            heap_internal_min_free: size.saturating_sub(peak),
             heap_spiram_free: 0,
             heap_spiram_largest_free: 0,
             heap_spiram_min_free: 0,
@@ -139,14 +148,14 @@ fn mac_for(dir: &Path) -> [u8; 6] {
 }
 
 fn mac_text(mac: &[u8; 6]) -> String {
-    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02X}")).collect();
     parts.join(":")
 }
 
 fn board_info(mac: &[u8; 6], firmware_version: &str) -> BoardInfo {
     BoardInfo {
         board_type: "Virtual Board".into(),
-        chip_model: "ESP32-C3".into(),
+        chip_model: "ESP32C3".into(),
         chip_cores: 1,
         chip_revision: "0.4".into(),
         chip_frequency_mhz: 160,
@@ -235,10 +244,14 @@ pub async fn run(opts: Options) -> Result<()> {
             _ = sigint.recv() => {},
         }
     };
+    heap::limit(
+        (opts.limits == Limits::Chip).then_some(meter_shell::limits::FIRMWARE_HEAP),
+        pty.raw_fd(),
+    );
     match select5(
-        chip_board.run(first, &inbox),
-        driver.run(&mut net),
-        time,
+        Firmware(chip_board.run(first, &inbox)),
+        Firmware(driver.run(&mut net)),
+        Firmware(time),
         pty.send_from(&pipe),
         select(pty.receive(&inbox), reset_button),
     )

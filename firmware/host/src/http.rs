@@ -41,7 +41,8 @@ pub async fn serve(
             };
             tokio::spawn(async move {
                 let mut conn = FromTokio::new(stream);
-                meter_shell::http::serve(&mut conn, &clock, &mut shell).await;
+                crate::heap::Firmware(meter_shell::http::serve(&mut conn, &clock, &mut shell))
+                    .await;
                 let _ = conn.into_inner().shutdown().await;
                 drop(slot);
             });

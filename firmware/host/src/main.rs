@@ -15,6 +15,7 @@
 mod app_image;
 mod board;
 mod gpio_lines;
+mod heap;
 mod http;
 mod mqtt;
 mod replay;
@@ -30,6 +31,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+/// Every allocation goes through the meter; only the firmware's count against the chip's heap.
+#[global_allocator]
+static ALLOCATOR: heap::Metered = heap::Metered;
 
 #[derive(Parser)]
 #[command(

@@ -92,6 +92,11 @@ impl Pty {
         }
     }
 
+    /// The port's file descriptor (where the last words of a failing process go).
+    pub fn raw_fd(&self) -> i32 {
+        self.last_words.as_raw_fd()
+    }
+
     /// Writes bytes now if the port takes them, without waiting (the last words of a process that is about to
     /// end: a port nobody reads must not keep it from ending).
     pub fn write_now(&self, bytes: &[u8]) {

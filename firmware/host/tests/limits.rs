@@ -79,7 +79,7 @@ async fn a_connect_larger_than_the_mqtt_queues_loses_no_publish() {
         "digit": {"sequence": digits},
         "analog": {"sequence": analogs},
         "postprocessing": {"sequence": post},
-        "gpio": {"gpiopin": pins},
+        "gpio": {"customizationenabled": true, "gpiopin": pins},
         "mqtt": {"homeassistant": {"discoveryenabled": true, "retaindiscovery": true}},
     });
     let cfg = config(&broker, &topic, extra);

@@ -141,10 +141,11 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The status line and headers of a response whose `length` body bytes follow. Nothing is cached: pages show the
-/// device's live state; the connection closes after the body.
+/// device's live state; the connection closes after the body. Any page may call the API, as the reference allows
+/// (`Access-Control-Allow-Origin: *` on its REST handlers).
 pub fn response_head(status: u16, content_type: &str, length: usize) -> String {
     format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         reason(status)
     )
 }

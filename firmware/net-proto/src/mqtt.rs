@@ -84,8 +84,9 @@ pub struct Connect<'a> {
 }
 
 impl<'a> Connect<'a> {
-    /// What a meter device sends: a persistent session (QoS 1 messages wait for it while it is away) and a retained
-    /// QoS 1 will.
+    /// What a meter device sends: a persistent session (QoS 1 messages wait for it while it is away; the reference
+    /// uses a clean one, decision 44) and a retained will at QoS 0, as the reference sets it (`interface_mqtt.cpp`
+    /// 310-312).
     pub fn persistent(
         client_id: &'a str,
         keepalive_s: u16,
@@ -101,7 +102,7 @@ impl<'a> Connect<'a> {
             will: Some(Will {
                 topic: will_topic,
                 payload: will_payload,
-                qos: 1,
+                qos: 0,
                 retain: true,
             }),
             username,

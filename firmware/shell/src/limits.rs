@@ -33,3 +33,8 @@ pub const GPIO_CONNECTIONS: usize = 4;
 
 /// The board reports its status (heap, RSSI, temperature, time sync) at boot, before every cycle and this often.
 pub const BOARD_STATUS_EVERY_MS: u64 = 10_000;
+
+/// The heap the firmware has on an ESP32-C3: the 72 KiB region `heap_allocator!` gives it (the 64 KiB reclaimed
+/// from the bootloader go to the Wi-Fi and IP stacks, whose own use is not modelled). The virtual board meters the
+/// firmware's allocations against this.
+pub const FIRMWARE_HEAP: usize = 72 * 1024;

@@ -67,6 +67,8 @@ pub struct Shell<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> {
     storage: Storage<F>,
     /// Monotonic time of the boot (log lines count from it).
     booted_ms: u64,
+    /// The wall clock's offset the engine last heard of.
+    engine_offset_ms: i64,
     status_due_ms: u64,
     mqtt_up: bool,
     last_failure: Option<String>,
@@ -90,6 +92,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
             lines: LineSplitter::default(),
             storage: Storage::new(flash),
             booted_ms,
+            engine_offset_ms: wall.offset_ms(),
             status_due_ms: booted_ms,
             mqtt_up: false,
             last_failure: None,
@@ -136,6 +139,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         self.booted_ms = self.clock.now_ms();
         self.lines.clear();
         self.engine = Engine::new();
+        self.engine_offset_ms = self.wall.offset_ms();
         self.mqtt_up = false;
         let stored_config = self.load(board, storage::CONFIG).await;
         let stored_fallbacks = self.load(board, storage::FALLBACKS).await;
@@ -234,6 +238,13 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
     async fn time_changed<B: Board>(&mut self, board: &mut B) -> Option<Exit> {
         if !self.wall.take_change() {
             return None;
+        }
+        let offset = self.wall.offset_ms();
+        if offset != self.engine_offset_ms {
+            let by_ms = offset - self.engine_offset_ms;
+            self.engine_offset_ms = offset;
+            self.engine
+                .push_event(self.unix_ms(), Event::TimeStepped { by_ms });
         }
         let status = self.wall.status();
         let now = crate::time::format_utc(self.unix_ms());

@@ -79,12 +79,20 @@ impl<M: RawMutex> WallClock<M> {
         self.state.lock(|s| s.get().status)
     }
 
-    /// Sets the clock: wall time `unix_ms` at monotonic time `mono_ms`, with this status.
+    /// Sets the clock: wall time `unix_ms` at monotonic time `mono_ms`, with this status. A step of a second or
+    /// more counts as a change too (the engine's times move along).
     pub fn set(&self, mono_ms: u64, unix_ms: u64, status: TimeStatus) {
         self.update(|s| {
-            s.offset_ms = unix_ms as i64 - mono_ms as i64;
+            let offset = unix_ms as i64 - mono_ms as i64;
+            s.changed |= (offset - s.offset_ms).abs() >= 1000;
+            s.offset_ms = offset;
             s.status = status;
         });
+    }
+
+    /// Wall clock minus monotonic clock (milliseconds).
+    pub fn offset_ms(&self) -> i64 {
+        self.state.lock(|s| s.get().offset_ms)
     }
 
     fn set_status(&self, status: TimeStatus) {

@@ -50,7 +50,7 @@ impl Engine {
             "mqtt_connected": self.mqtt_connected,
             "main_topic": self.config.mqtt.main_topic,
             "last_error": self.last_error,
-            "uptime": self.now_ms.saturating_sub(self.boot_ms) / 1000,
+            "uptime": self.uptime_s(),
             "firmware_version": self.info.firmware_version,
             "sequences": sequences,
             "gpio": pins,

@@ -143,6 +143,11 @@ pub enum Event {
     },
     /// Time passes (drives the automatic mode).
     Tick,
+    /// The board's wall clock was stepped by this much (a network time sync): times the engine keeps move along, so
+    /// an interval, a debounce or the uptime do not jump with the clock.
+    TimeStepped {
+        by_ms: i64,
+    },
     /// The answer to [`Action::RequestFrame`].
     Frame(Frame),
     PinChanged {

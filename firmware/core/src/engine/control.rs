@@ -14,13 +14,15 @@ impl Engine {
         if topic == self.config.mqtt.home_assistant.status_topic
             && self.config.mqtt.home_assistant.discovery_enabled
         {
+            // Exactly `online` (the reference's strncmp takes any prefix of it, decision 22).
             if payload == ONLINE.as_bytes() {
                 self.log(
                     Level::Info,
-                    "Home Assistant is online: publishing discovery",
+                    "Home Assistant is online: publishing discovery and the states",
                 );
                 self.discovery_pending = true;
                 self.flush_scheduled();
+                self.republish_states();
             }
             return;
         }
@@ -133,7 +135,7 @@ impl Engine {
             .by_name_mut(name)
             .ok_or_else(|| crate::gpio::CtrlError::UnknownPin(name.to_string()))?;
         let ctrl = pin.parse_ctrl(payload)?;
-        let changed = pin.apply(ctrl);
+        pin.apply(ctrl);
         let (number, level, duty, state, exposed) = (
             pin.config.number,
             pin.level,
@@ -146,7 +148,8 @@ impl Engine {
             level,
             duty,
         });
-        if changed && exposed {
+        // Every accepted ctrl is echoed, changed or not (reference `gpioPin.cpp` setPinState).
+        if exposed {
             self.publish(&format!("/device/gpio/{name}/state"), state, false);
         }
         Ok(())

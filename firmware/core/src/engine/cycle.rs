@@ -6,6 +6,15 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::{digit_result, Action, BoardStatus, Engine, Level, ProcessState, TimeStatus, ONLINE};
+
+/// What went wrong in a cycle.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    /// The cycle stopped (e.g. alignment failed).
+    Error,
+    /// The cycle went on (e.g. a rate too high, MQTT not connected).
+    Deviation,
+}
 use crate::camera::{Frame, Reading};
 use crate::config::OpMode;
 use crate::readout::{to_class100, ReadoutParams, Roi};
@@ -55,6 +64,17 @@ impl Engine {
         }
     }
 
+    pub(super) fn on_time_stepped(&mut self, by_ms: i64) {
+        let shift = |t: u64| (t as i64 + by_ms).max(0) as u64;
+        self.boot_ms = shift(self.boot_ms);
+        self.next_auto_ms = shift(self.next_auto_ms);
+        self.cycle_started_ms = self.cycle_started_ms.map(shift);
+        self.birth_again_at = self.birth_again_at.map(shift);
+        for pin in &mut self.gpio.pins {
+            pin.shift_time(by_ms);
+        }
+    }
+
     /// A cycle on request (MQTT, REST, GPIO): now, or right after the running one.
     pub fn request_cycle(&mut self) {
         // A manual start does not wait for the time (reference: "Start process (manual trigger) without synced
@@ -74,6 +94,7 @@ impl Engine {
     pub(super) fn start_cycle(&mut self) {
         self.cycle_counter += 1;
         self.cycle_started_ms = Some(self.now_ms);
+        self.cycle_events = false;
         self.next_auto_ms = self.now_ms + libm::round(self.config.interval_min * 60_000.0) as u64;
         self.set_state(ProcessState::TakeImage);
         self.drive_flashlights(true);
@@ -81,7 +102,9 @@ impl Engine {
     }
 
     pub(super) fn drive_flashlights(&mut self, on: bool) {
-        let pins: Vec<(u8, Option<u32>)> = self
+        // (pin, duty, the state topic and payload of an exposed pin)
+        type Driven = (u8, Option<u32>, Option<(String, String)>);
+        let pins: Vec<Driven> = self
             .gpio
             .pins
             .iter_mut()
@@ -89,21 +112,28 @@ impl Engine {
             .map(|p| {
                 p.level = on;
                 if p.config.mode.is_pwm() {
-                    p.duty = if on {
-                        crate::gpio::pwm_max_duty(p.config.pwm_frequency)
-                    } else {
-                        0
-                    };
+                    // The duty stays what it is lit with, on and off (reference `gpioPin.cpp` setPinState).
+                    p.duty = crate::gpio::pwm_max_duty(p.config.pwm_frequency);
                 }
-                (p.config.number, p.driven_duty())
+                // An exposed flashlight says so on MQTT, on and off (reference `gpioControl.cpp` ~381-465).
+                let state = p.config.expose_to_mqtt.then(|| {
+                    (
+                        format!("/device/gpio/{}/state", p.config.topic_name()),
+                        p.state_json(),
+                    )
+                });
+                (p.config.number, p.driven_duty(), state)
             })
             .collect();
-        for (pin, duty) in pins {
+        for (pin, duty, state) in pins {
             self.push(Action::SetPin {
                 pin,
                 level: on,
                 duty,
             });
+            if let Some((topic, payload)) = state {
+                self.publish(&topic, payload, false);
+            }
         }
     }
 
@@ -119,32 +149,30 @@ impl Engine {
         if !self.fallbacks_restored {
             self.restore_fallbacks();
         }
-        let mut error = false;
-        let mut deviation = false;
+        // Image evaluation (reference `ClassFlowControl.cpp` doFlowImageEvaluation): every step's state is
+        // published; an error stops the evaluation, the publishing still runs.
         self.set_state(ProcessState::ImageAlignment);
+        let mut error = false;
         match frame {
             Frame::AlignmentFailed => {
                 error = true;
                 self.refuse("Image Alignment: alignment failed, cycle aborted".to_string());
+                self.process_event(Event::Error);
             }
             Frame::Aligned(readings) => {
-                self.set_state(ProcessState::RoiDigit);
-                self.set_state(ProcessState::RoiAnalog);
+                if self.config.digit_enabled {
+                    self.set_state(ProcessState::RoiDigit);
+                }
+                if self.config.analog_enabled {
+                    self.set_state(ProcessState::RoiAnalog);
+                }
                 self.set_state(ProcessState::PostProcessing);
-                deviation = self.post_process(&readings);
+                if self.post_process(&readings) {
+                    self.process_event(Event::Deviation);
+                }
             }
         }
-        if error {
-            self.errors_in_row += 1;
-            self.deviations_in_row = 0;
-        } else if deviation {
-            self.deviations_in_row += 1;
-            self.errors_in_row = 0;
-        } else {
-            self.errors_in_row = 0;
-            self.deviations_in_row = 0;
-        }
-        self.last_process_time_s = self.now_ms.saturating_sub(started) / 1000;
+        // Publishing (doFlowPublishData).
         self.set_state(ProcessState::PublishToMqtt);
         if self.mqtt_connected {
             self.flush_scheduled();
@@ -158,17 +186,44 @@ impl Engine {
                 Level::Warn,
                 "Publish to MQTT skipped: not connected to broker",
             );
+            // The reference counts this as a deviation (ClassFlowMQTT.cpp event 1).
+            self.process_event(Event::Deviation);
+        }
+        // Additional tasks: a cycle without events clears the counters and says `0` at once; one with events is
+        // handled first.
+        if self.cycle_events {
+            self.set_state(ProcessState::PostProcessEventHandling);
+        } else {
+            self.errors_in_row = 0;
+            self.deviations_in_row = 0;
+            self.publish("/process/status/process_error", "0", false);
         }
         self.set_state(ProcessState::AdditionalTasks);
         if self.sequences.iter().any(|s| s.fallback_updated) {
             self.persist_fallbacks();
         }
-        self.set_state(ProcessState::PostProcessEventHandling);
+        // Published with the next cycle, as the reference measures it: start to additional tasks.
+        self.last_process_time_s = self.now_ms.saturating_sub(started) / 1000;
         self.cycle_started_ms = None;
         let idle = self.idle_state();
         self.set_state(idle);
         if core::mem::take(&mut self.cycle_requested) {
             self.start_cycle();
+        }
+    }
+
+    /// An error or deviation of this cycle: counted in a row, the other kind's count starts over.
+    fn process_event(&mut self, event: Event) {
+        self.cycle_events = true;
+        match event {
+            Event::Error => {
+                self.errors_in_row += 1;
+                self.deviations_in_row = 0;
+            }
+            Event::Deviation => {
+                self.deviations_in_row += 1;
+                self.errors_in_row = 0;
+            }
         }
     }
 

@@ -82,6 +82,8 @@ pub struct Engine {
     birth_again_at: Option<u64>,
     /// The wait for the first time sync is over (synced once, or a manual trigger went ahead).
     time_wait_over: bool,
+    /// The running cycle had an error or a deviation.
+    cycle_events: bool,
     camera: SimCamera,
     out: VecDeque<Queued>,
 }
@@ -126,6 +128,7 @@ impl Engine {
             discovery_pending: true,
             birth_again_at: None,
             time_wait_over: false,
+            cycle_events: false,
             camera: SimCamera::new(),
             out: VecDeque::new(),
         };
@@ -158,6 +161,7 @@ impl Engine {
                 "MQTT: a message of {size} bytes on '{topic}' is larger than the device takes: skipped"
             )),
             Event::Tick => self.on_tick(),
+            Event::TimeStepped { by_ms } => self.on_time_stepped(by_ms),
             Event::Frame(frame) => self.on_frame(frame),
             Event::PinChanged { pin, level } => self.on_pin_changed(pin, level),
             Event::ConsoleLine(line) => self.on_console(&line),
@@ -287,17 +291,17 @@ impl Engine {
     pub fn mqtt_settings(&self) -> Option<MqttSettings> {
         let m = &self.config.mqtt;
         let uri = m.uri.as_ref().filter(|_| m.enabled)?;
-        // Reference: keepalive 2.5 processing intervals, so a slow automatic mode does not trip the broker.
-        let keepalive =
-            libm::round(self.config.interval_min * 60.0 * 2.5).clamp(10.0, 65_535.0) as u16;
+        // The reference sends a username and password with basic and with TLS authentication, an empty password
+        // as empty (`interface_mqtt.cpp` 316-343).
+        let credentials = m.auth_mode != 0;
         Some(MqttSettings {
             host: uri.host.clone(),
             port: uri.port,
             tls: uri.tls,
             client_id: m.client_id.clone(),
-            username: (m.auth_mode == 1).then(|| m.username.clone()),
-            password: (m.auth_mode == 1 && !m.password.is_empty()).then(|| m.password.clone()),
-            keepalive_s: keepalive,
+            username: credentials.then(|| m.username.clone()),
+            password: credentials.then(|| m.password.clone()),
+            keepalive_s: m.keepalive_s,
             ca_cert: m.ca_cert.clone(),
             client_cert: m.client_cert.clone(),
             client_key: m.client_key.clone(),
@@ -339,9 +343,17 @@ impl Engine {
         }
     }
 
+    /// Every state the process goes through is published (reference: `ClassFlowControl.cpp` doFlow loops,
+    /// `MainFlowControl.cpp` task states), but the initialization ones, which come before MQTT.
     fn set_state(&mut self, state: ProcessState) {
         self.state = state;
         self.log(Level::Debug, format!("process state: {}", state.as_str()));
+        if !matches!(
+            state,
+            ProcessState::Initialization | ProcessState::InitializationDelayed
+        ) {
+            self.publish("/process/status/process_state", state.as_str(), false);
+        }
     }
 
     fn idle_state(&self) -> ProcessState {
@@ -364,6 +376,11 @@ impl Engine {
             && !self.time_wait_over
             && self.status.time != TimeStatus::Synchronized
             && self.config.opmode != OpMode::Setup
+    }
+
+    /// Seconds since boot (the board's clock steps are taken out, see [`Event::TimeStepped`]).
+    fn uptime_s(&self) -> u64 {
+        self.now_ms.saturating_sub(self.boot_ms) / 1000
     }
 
     fn now_s(&self) -> i64 {

@@ -5,7 +5,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde::Serialize;
-use serde_json::json;
 
 use super::{Action, Engine, Level, Queued, BIRTH_AGAIN_AFTER_MS, ONLINE, QOS};
 use crate::config::OpMode;
@@ -45,19 +44,7 @@ impl Engine {
         }
         self.publish("/device/status/connection", ONLINE, true);
         self.birth_again_at = Some(self.now_ms + BIRTH_AGAIN_AFTER_MS);
-        let states: Vec<(String, String)> = self
-            .gpio
-            .exposed()
-            .map(|p| {
-                (
-                    format!("/device/gpio/{}/state", p.config.topic_name()),
-                    p.state_json(),
-                )
-            })
-            .collect();
-        for (rel, payload) in states {
-            self.publish(&rel, payload, false);
-        }
+        self.publish_gpio_states();
         // Every connect brings the retained tree back (decision 1): a broker that restarted without persistence
         // has none of it, and the device cannot tell from its own side.
         self.device_info_pending = true;
@@ -106,16 +93,69 @@ impl Engine {
     /// The `device/info/*` payloads.
     pub fn device_info_payloads(&self) -> [(&'static str, String); 3] {
         let i = &self.info;
-        let hardware = json!({
-            "board": {"board_type": i.board_type, "chip_model": i.chip_model, "chip_cores": i.chip_cores,
-                      "chip_revision": i.chip_revision, "chip_frequency": i.chip_frequency_mhz},
-            "camera": {"type": i.camera_type, "frequency": i.camera_frequency_mhz},
-            "sdcard": {"capacity": i.sd_capacity_mb, "partition_size": i.sd_partition_mb},
-        });
-        let network = json!({"hostname": self.config.hostname, "ipv4_address": i.ip_address, "mac_address": i.mac_address});
+        // Keys in the reference's order (cJSON keeps insertion order; `server_mqtt.cpp` ~90-130).
+        #[derive(Serialize)]
+        struct Board<'a> {
+            board_type: &'a str,
+            chip_model: &'a str,
+            chip_cores: u32,
+            chip_revision: &'a str,
+            chip_frequency: u32,
+        }
+        #[derive(Serialize)]
+        struct Camera<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            frequency: u32,
+        }
+        #[derive(Serialize)]
+        struct SdCard {
+            capacity: u64,
+            partition_size: u64,
+        }
+        #[derive(Serialize)]
+        struct Hardware<'a> {
+            board: Board<'a>,
+            camera: Camera<'a>,
+            sdcard: SdCard,
+        }
+        #[derive(Serialize)]
+        struct Network<'a> {
+            hostname: &'a str,
+            ipv4_address: &'a str,
+            mac_address: &'a str,
+        }
+        let hardware = Hardware {
+            board: Board {
+                board_type: &i.board_type,
+                chip_model: &i.chip_model,
+                chip_cores: i.chip_cores,
+                chip_revision: &i.chip_revision,
+                chip_frequency: i.chip_frequency_mhz,
+            },
+            camera: Camera {
+                kind: &i.camera_type,
+                frequency: i.camera_frequency_mhz,
+            },
+            sdcard: SdCard {
+                capacity: i.sd_capacity_mb,
+                partition_size: i.sd_partition_mb,
+            },
+        };
+        let network = Network {
+            hostname: &self.config.hostname,
+            ipv4_address: &i.ip_address,
+            mac_address: &i.mac_address,
+        };
         [
-            ("/device/info/hardware", hardware.to_string()),
-            ("/device/info/network", network.to_string()),
+            (
+                "/device/info/hardware",
+                serde_json::to_string(&hardware).unwrap_or_default(),
+            ),
+            (
+                "/device/info/network",
+                serde_json::to_string(&network).unwrap_or_default(),
+            ),
             ("/device/info/firmware_version", i.firmware_version.clone()),
         ]
     }
@@ -128,21 +168,36 @@ impl Engine {
 
     pub(super) fn publish_device_status(&mut self) {
         let s = self.status.clone();
-        let uptime = self.now_ms.saturating_sub(self.boot_ms) / 1000;
+        let uptime = self.uptime_s();
         self.publish("/device/status/connection", ONLINE, true);
         self.publish("/device/status/device_uptime", uptime.to_string(), false);
         self.publish("/device/status/wlan_rssi", s.wlan_rssi.to_string(), false);
         self.publish("/device/status/chip_temp", fixed(s.chip_temp_c, 0), false);
-        let heap = json!({
-            "heap_total_free": s.heap_total_free / 1024,
-            "heap_internal_free": s.heap_internal_free / 1024,
-            "heap_internal_largest_free": s.heap_internal_largest_free / 1024,
-            "heap_internal_min_free": s.heap_internal_min_free / 1024,
-            "heap_spiram_free": s.heap_spiram_free / 1024,
-            "heap_spiram_largest_free": s.heap_spiram_largest_free / 1024,
-            "heap_spiram_min_free": s.heap_spiram_min_free / 1024,
-        });
-        self.publish("/device/status/heap", heap.to_string(), false);
+        // Bytes, keys in the reference's order (`server_mqtt.cpp` 169-195).
+        #[derive(Serialize)]
+        struct Heap {
+            heap_total_free: u64,
+            heap_internal_free: u64,
+            heap_internal_largest_free: u64,
+            heap_internal_min_free: u64,
+            heap_spiram_free: u64,
+            heap_spiram_largest_free: u64,
+            heap_spiram_min_free: u64,
+        }
+        let heap = Heap {
+            heap_total_free: s.heap_total_free,
+            heap_internal_free: s.heap_internal_free,
+            heap_internal_largest_free: s.heap_internal_largest_free,
+            heap_internal_min_free: s.heap_internal_min_free,
+            heap_spiram_free: s.heap_spiram_free,
+            heap_spiram_largest_free: s.heap_spiram_largest_free,
+            heap_spiram_min_free: s.heap_spiram_min_free,
+        };
+        self.publish(
+            "/device/status/heap",
+            serde_json::to_string(&heap).unwrap_or_default(),
+            false,
+        );
         self.publish(
             "/device/status/sd_partition_free",
             s.sd_partition_free_mb.to_string(),
@@ -261,6 +316,40 @@ impl Engine {
                     self.publish(&format!("{base}/{field}"), value, retain);
                 }
             }
+        }
+    }
+
+    /// The states a restarted Home Assistant has no retained copy of: device and process status, GPIO states, the
+    /// last process data (decision 53: HA shows them at once instead of `unknown` until the next cycle).
+    pub(super) fn republish_states(&mut self) {
+        if !self.mqtt_connected {
+            return;
+        }
+        self.publish_device_status();
+        self.publish_process_status();
+        self.publish_gpio_states();
+        if self
+            .sequences
+            .iter()
+            .any(|s| !s.processed_time_text.is_empty())
+        {
+            self.publish_process_data();
+        }
+    }
+
+    pub(super) fn publish_gpio_states(&mut self) {
+        let states: Vec<(String, String)> = self
+            .gpio
+            .exposed()
+            .map(|p| {
+                (
+                    format!("/device/gpio/{}/state", p.config.topic_name()),
+                    p.state_json(),
+                )
+            })
+            .collect();
+        for (rel, payload) in states {
+            self.publish(&rel, payload, false);
         }
     }
 

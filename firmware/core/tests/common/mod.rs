@@ -21,7 +21,7 @@ pub fn fixture(name: &str) -> String {
 pub fn board_info() -> BoardInfo {
     BoardInfo {
         board_type: "Virtual Board".into(),
-        chip_model: "ESP32-C3".into(),
+        chip_model: "ESP32C3".into(),
         chip_cores: 1,
         chip_revision: "0.4".into(),
         chip_frequency_mhz: 160,

@@ -223,7 +223,7 @@ pub fn config(broker: &Broker, topic: &str, extra: Value) -> Value {
         "analog": {"sequence": [{"sequenceid": 0, "roi": []}]},
         "postprocessing": {"sequence": [{"sequenceid": 0, "extendedresolution": false, "maxratechecktype": 0}]},
         "mqtt": {"enabled": true, "uri": broker.uri(), "maintopic": topic, "clientid": topic},
-        "gpio": {"gpiopin": [
+        "gpio": {"customizationenabled": true, "gpiopin": [
             {"gpionumber": 12, "pinenabled": true, "pinname": "relay", "pinmode": "output", "exposetomqtt": true},
             {"gpionumber": 13, "pinenabled": true, "pinmode": "output-pwm", "pwmfrequency": 5000, "exposetomqtt": true},
             {"gpionumber": 14, "pinenabled": true, "pinname": "door", "pinmode": "input", "inputdebouncetime": 0, "exposetomqtt": true},
