@@ -287,6 +287,19 @@ impl NtpConfig {
     }
 }
 
+/// The top-level sections of [`default_json`]: a stored document with all of them is whole.
+const SECTIONS: [&str; 9] = [
+    "config",
+    "operationmode",
+    "numbersequences",
+    "digit",
+    "analog",
+    "postprocessing",
+    "mqtt",
+    "gpio",
+    "network",
+];
+
 /// The reference firmware's defaults (upstream `config_json_default_expected`), for the sections the device uses.
 pub fn default_json() -> Value {
     let pin = |n: u8, mode: &str| {
@@ -362,27 +375,55 @@ pub fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
+/// [`merge`] of a patch the caller gives away: its parts move into `base` instead of being copied (a config
+/// document in a device's small heap exists once, not twice).
+pub fn merge_owned(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.as_str() == Some(REDACTED)
+                    && SECRET_KEYS.contains(&k.as_str())
+                    && b.contains_key(&k)
+                {
+                    continue;
+                }
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_owned(existing, v)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
 /// A copy of `config` with every secret replaced by [`REDACTED`] (empty secrets stay empty).
 pub fn redacted(config: &Value) -> Value {
+    let mut copy = config.clone();
+    redact(&mut copy);
+    copy
+}
+
+/// Replaces every secret of `config` by [`REDACTED`] in place (empty secrets stay empty).
+pub fn redact(config: &mut Value) {
     match config {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    let secret = SECRET_KEYS.contains(&k.as_str())
-                        && v.as_str().is_some_and(|s| !s.is_empty());
-                    (
-                        k.clone(),
-                        if secret {
-                            Value::String(REDACTED.to_string())
-                        } else {
-                            redacted(v)
-                        },
-                    )
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(redacted).collect()),
-        other => other.clone(),
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                let secret =
+                    SECRET_KEYS.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty());
+                if secret {
+                    *v = Value::String(REDACTED.to_string());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 
@@ -484,11 +525,30 @@ impl Config {
 
     /// Merges a (partial) document over the defaults and validates it: returns the full document and its view.
     pub fn from_partial(partial: &Value) -> Result<(Value, Config), ConfigError> {
+        Config::from_document(partial.clone())
+    }
+
+    /// The config of a document read back from the flash. A device saves whole documents, which need no defaults
+    /// merged in (that would hold a second whole document in a small heap at boot); a partial one gets them.
+    pub fn from_stored(doc: Value) -> Result<(Value, Config), ConfigError> {
+        let whole = doc
+            .as_object()
+            .is_some_and(|o| SECTIONS.iter().all(|k| o.contains_key(*k)));
+        if whole {
+            let config = Config::from_json(&doc)?;
+            Ok((doc, config))
+        } else {
+            Config::from_document(doc)
+        }
+    }
+
+    /// [`Config::from_partial`] of a document the caller gives away (it is merged over the defaults in place).
+    pub fn from_document(partial: Value) -> Result<(Value, Config), ConfigError> {
         if !partial.is_object() {
             return Err(ConfigError::one("$", "configuration must be a JSON object"));
         }
         let mut doc = default_json();
-        merge(&mut doc, partial);
+        merge_owned(&mut doc, partial);
         let config = Config::from_json(&doc)?;
         Ok((doc, config))
     }
@@ -1156,6 +1216,18 @@ mod tests {
 
     fn partial(v: Value) -> Result<Config, ConfigError> {
         Config::from_partial(&v).map(|(_, c)| c)
+    }
+
+    #[test]
+    fn the_whole_document_has_every_section() {
+        let d = default_json();
+        let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sections = SECTIONS.to_vec();
+        sections.sort_unstable();
+        assert_eq!(keys, sections);
+        let (doc, c) = Config::from_stored(d.clone()).unwrap();
+        assert_eq!(doc, d);
+        assert_eq!(c, Config::from_json(&d).unwrap());
     }
 
     #[test]

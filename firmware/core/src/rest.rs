@@ -114,7 +114,11 @@ impl Engine {
             Ok(()) => reply(
                 200,
                 JSON,
-                json!({"status": "saved", "config": self.config_redacted()}).to_string(),
+                // Written around the document's text: `json!` would copy the parsed document once more.
+                format!(
+                    "{{\"status\":\"saved\",\"config\":{}}}",
+                    self.config_redacted()
+                ),
             ),
             Err(e) => {
                 self.log(crate::engine::Level::Warn, format!("config refused: {e}"));

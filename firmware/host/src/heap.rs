@@ -140,3 +140,57 @@ mod tests {
         assert_eq!(figures().0, before);
     }
 }
+
+#[cfg(test)]
+mod engine_heap {
+    use super::*;
+
+    /// The firmware's largest moments (boot with a saved config, a config change over REST) leave most of the chip's
+    /// heap to MQTT, HTTP and the network: a document held twice (it takes ~8 times its text parsed) would not.
+    #[test]
+    fn boot_and_a_config_change_fit_in_half_the_chips_heap() {
+        let partial: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../fixtures/configs/ha-json-topics.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let (whole, _) = meter_core::config::Config::from_partial(&partial).unwrap();
+        let saved = whole.to_string();
+        let budget = meter_shell::limits::FIRMWARE_HEAP;
+        let measure = |f: &mut dyn FnMut()| {
+            let (before, _, _) = figures();
+            PEAK.store(before, Ordering::Relaxed);
+            futures::executor::block_on(Firmware(async { f() }));
+            let (after, peak, _) = figures();
+            (after.saturating_sub(before), peak - before)
+        };
+        let mut engine = meter_core::Engine::new();
+        let (held, boot_peak) = measure(&mut || {
+            let boot = meter_core::Boot {
+                stored_config: Some(saved.clone()),
+                ..Default::default()
+            };
+            let _ = engine.handle(0, meter_core::Event::Booted(boot));
+        });
+        let (_, change_peak) = measure(&mut || {
+            let req = meter_core::HttpRequest {
+                method: "POST".into(),
+                path: "/api/config".into(),
+                query: String::new(),
+                body: br#"{"operationmode":{"automaticprocessinterval":"3.5"}}"#.to_vec(),
+            };
+            assert_eq!(engine.http(0, &req).status, 200);
+            let _ = std::iter::from_fn(|| engine.poll_action()).count();
+        });
+        eprintln!("engine holds {held} B after boot; peaks: boot {boot_peak} B, config change {change_peak} B");
+        assert!(held < budget / 4, "{held} B held");
+        assert!(boot_peak < budget / 2, "boot peak {boot_peak} B");
+        assert!(
+            change_peak < budget / 2,
+            "config change peak {change_peak} B"
+        );
+    }
+}

@@ -13,12 +13,12 @@ impl Engine {
     /// Validates and applies a complete config document: persisted, then every part that changed is applied.
     /// An invalid document changes nothing.
     pub fn apply_document(&mut self, doc: Value) -> Result<(), ConfigError> {
-        let (doc, new) = Config::from_partial(&doc)?;
+        // The document is the running one with a change: complete already, no defaults to merge in (that would
+        // hold a second whole document in the heap).
+        let new = Config::from_json(&doc)?;
         let old = core::mem::replace(&mut self.config, new);
-        self.doc = doc;
-        self.push(Action::PersistConfig(
-            serde_json::to_string_pretty(&self.doc).unwrap_or_default(),
-        ));
+        self.doc = doc.to_string();
+        self.push(Action::PersistConfig(self.doc.clone()));
         self.log(Level::Info, "configuration saved");
         if old.sequences != self.config.sequences || old.digit_model != self.config.digit_model {
             self.rebuild_sequences();
@@ -84,7 +84,7 @@ impl Engine {
                 }],
             });
         }
-        let mut doc = self.doc.clone();
+        let mut doc = self.document();
         config::merge(&mut doc, patch);
         self.apply_document(doc)
     }

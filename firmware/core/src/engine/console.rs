@@ -81,7 +81,7 @@ impl Engine {
                 None => format!("err unknown-path no config key '{path}'"),
             },
             Command::ConfigSet { path, value } => {
-                let mut doc = self.doc.clone();
+                let mut doc = self.document();
                 let result = config::set_path(&mut doc, &path, value)
                     .and_then(|()| self.apply_document(doc));
                 match result {
@@ -98,9 +98,7 @@ impl Engine {
                 let defaults = Config::from_partial(&json!({})).map(|(doc, _)| doc);
                 match defaults {
                     Ok(doc) => {
-                        self.push(Action::PersistConfig(
-                            serde_json::to_string_pretty(&doc).unwrap_or_default(),
-                        ));
+                        self.push(Action::PersistConfig(doc.to_string()));
                         self.push(Action::PersistFallbacks("[]".to_string()));
                         self.going_down();
                         self.push(Action::Reboot);

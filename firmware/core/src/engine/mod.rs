@@ -56,7 +56,8 @@ enum Queued {
 /// The device.
 pub struct Engine {
     config: Config,
-    doc: Value,
+    /// The config document (compact JSON): kept as text, a parsed document takes about eight times the memory.
+    doc: String,
     info: BoardInfo,
     status: BoardStatus,
     booted: bool,
@@ -97,11 +98,12 @@ impl Default for Engine {
 impl Engine {
     /// A device with the default configuration, not yet booted.
     pub fn new() -> Engine {
-        let doc = config::default_json();
-        let config = match Config::from_json(&doc) {
+        let defaults = config::default_json();
+        let config = match Config::from_json(&defaults) {
             Ok(c) => c,
             Err(e) => panic!("built-in defaults are invalid: {e}"),
         };
+        let doc = defaults.to_string();
         let mut engine = Engine {
             sequences: Vec::new(),
             gpio: Gpio::new(&config.gpio),
@@ -243,9 +245,16 @@ impl Engine {
         &self.config
     }
 
+    /// The config document (parsed from its text; it is not kept parsed).
+    pub(crate) fn document(&self) -> Value {
+        serde_json::from_str(&self.doc).unwrap_or_else(|_| config::default_json())
+    }
+
     /// The config document with secrets redacted.
     pub fn config_redacted(&self) -> Value {
-        config::redacted(&self.doc)
+        let mut doc = self.document();
+        config::redact(&mut doc);
+        doc
     }
 
     pub fn state(&self) -> ProcessState {
@@ -401,10 +410,10 @@ impl Engine {
                         message: e.to_string()
                     }],
                 })
-                .and_then(|v| Config::from_partial(&v))
+                .and_then(config::Config::from_stored)
             {
                 Ok((doc, cfg)) => {
-                    self.doc = doc;
+                    self.doc = doc.to_string();
                     self.config = cfg;
                 }
                 Err(e) => self.log(
