@@ -249,7 +249,7 @@ pub async fn run(opts: Options) -> Result<()> {
         pty.raw_fd(),
     );
     match select5(
-        Firmware(chip_board.run(first, &inbox)),
+        chip_board.run(first, &inbox),
         Firmware(driver.run(&mut net)),
         Firmware(time),
         pty.send_from(&pipe),
@@ -355,10 +355,15 @@ impl Chip<'_> {
         self.board.lines.clear();
         self.board.lines.set_away(None);
         let info = board_info(&self.mac, &version);
-        let exit = match self.shell.boot(&mut self.board, info).await {
-            Some(exit) => exit,
-            None => self.shell.run(&mut self.board, inbox).await,
-        };
+        // The firmware's heap is metered; the ROM loader and the bootloader are the chip's, not the firmware's.
+        let (shell, board) = (&mut self.shell, &mut self.board);
+        let exit = Firmware(async {
+            match shell.boot(board, info).await {
+                Some(exit) => exit,
+                None => shell.run(board, inbox).await,
+            }
+        })
+        .await;
         match exit {
             Exit::Reboot => {
                 self.print("Rebooting...").await;
