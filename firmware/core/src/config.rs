@@ -427,20 +427,37 @@ pub fn redact(config: &mut Value) {
     }
 }
 
-/// Splits `a.b[2].c` or `a.b.2.c` into segments.
-fn path_segments(path: &str) -> Vec<String> {
-    path.replace('[', ".")
-        .replace(']', "")
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// Splits `a.b[2].c` or `a.b.2.c` into segments; an empty key (`a..b`, `.`, `a.`) or a malformed index is refused.
+pub fn path_segments(path: &str) -> Result<Vec<String>, ConfigError> {
+    let bad = |why: &str| ConfigError::one(path, format!("not a config path: {why}"));
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (key, mut indices) = part.split_at(part.find('[').unwrap_or(part.len()));
+        if key.is_empty() {
+            return Err(bad(
+                "empty key (write keys separated by single dots, e.g. mqtt.maintopic)",
+            ));
+        }
+        segments.push(key.to_string());
+        while !indices.is_empty() {
+            let Some((index, rest)) = indices.strip_prefix('[').and_then(|i| i.split_once(']'))
+            else {
+                return Err(bad("an index is written [n]"));
+            };
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("an index is written [n]"));
+            }
+            segments.push(index.to_string());
+            indices = rest;
+        }
+    }
+    Ok(segments)
 }
 
-/// The value at a dotted path (`mqtt.maintopic`, `gpio.gpiopin[0].pinmode`).
+/// The value at a dotted path (`mqtt.maintopic`, `gpio.gpiopin[0].pinmode`); `None` for a path that is not one.
 pub fn get_path<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
     let mut v = config;
-    for seg in path_segments(path) {
+    for seg in path_segments(path).ok()? {
         v = match v {
             Value::Object(m) => m.get(&seg)?,
             Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
@@ -450,9 +467,40 @@ pub fn get_path<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
     Some(v)
 }
 
+/// The value to store at `path` when a person sends `value` there: a secret sent back as [`REDACTED`] (what
+/// `config get` showed) keeps the secret already stored, as [`merge`] does.
+pub fn keep_redacted_secrets(config: &Value, path: &str, mut value: Value) -> Value {
+    fn restore(new: &mut Value, old: &Value, key: Option<&str>) {
+        match (new, old) {
+            (Value::String(s), Value::String(_))
+                if s == REDACTED && key.is_some_and(|k| SECRET_KEYS.contains(&k)) =>
+            {
+                *s = old.as_str().unwrap_or_default().to_string();
+            }
+            (Value::Object(n), Value::Object(o)) => {
+                for (k, v) in n.iter_mut() {
+                    if let Some(old) = o.get(k) {
+                        restore(v, old, Some(k));
+                    }
+                }
+            }
+            (Value::Array(n), Value::Array(o)) => {
+                for (v, old) in n.iter_mut().zip(o) {
+                    restore(v, old, None);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let (Some(old), Ok(segments)) = (get_path(config, path), path_segments(path)) {
+        restore(&mut value, old, segments.last().map(String::as_str));
+    }
+    value
+}
+
 /// Sets the value at a dotted path. The parent must exist; a new key may be added to an existing object.
 pub fn set_path(config: &mut Value, path: &str, value: Value) -> Result<(), ConfigError> {
-    let segs = path_segments(path);
+    let segs = path_segments(path)?;
     let Some((last, parents)) = segs.split_last() else {
         return Err(ConfigError::one(path, "empty path"));
     };

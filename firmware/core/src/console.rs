@@ -242,7 +242,11 @@ fn parse_config(rest: &str) -> Result<Command, ParseError> {
             if path.is_empty() || json.is_empty() {
                 return Err(err("bad-args", "usage: config set <path> <json value>"));
             }
-            let value: Value = serde_json::from_str(json).map_err(|e| {
+            let value = crate::json::parse_unique(json.as_bytes()).map_err(|mut e| {
+                if e.path != "$" {
+                    // Where the duplicate sits in the config, not in the value.
+                    e.path = alloc::format!("{path}.{}", e.path);
+                }
                 err(
                     "bad-json",
                     alloc::format!("'{json}' is not a JSON value: {e}"),
@@ -254,7 +258,7 @@ fn parse_config(rest: &str) -> Result<Command, ParseError> {
             })
         }
         "merge" => {
-            let patch: Value = serde_json::from_str(rest).map_err(|e| {
+            let patch = crate::json::parse_unique(rest.as_bytes()).map_err(|e| {
                 err(
                     "bad-json",
                     alloc::format!("'{rest}' is not a JSON value: {e}"),

@@ -75,6 +75,7 @@ pub mod control;
 pub mod discovery;
 pub mod engine;
 pub mod gpio;
+pub mod json;
 pub mod postprocess;
 pub mod readout;
 pub mod rest;

@@ -103,11 +103,11 @@ impl Engine {
                 json!({"error": "body larger than 64 KiB", "path": "$"}).to_string(),
             );
         }
-        let patch: Value = match serde_json::from_slice(body) {
+        let patch = match crate::json::parse_unique(body) {
             Ok(v) => v,
             Err(e) => {
-                let msg = format!("body is not valid JSON: {e}");
-                return reply(400, JSON, json!({"error": msg, "path": "$"}).to_string());
+                let msg = format!("body is not valid JSON: {}", e.message);
+                return reply(400, JSON, json!({"error": msg, "path": e.path}).to_string());
             }
         };
         match self.merge_config(&patch) {

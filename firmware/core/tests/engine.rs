@@ -832,6 +832,98 @@ fn console_config_get_redacts_secrets() {
 }
 
 #[test]
+fn console_config_set_of_a_shown_secret_keeps_the_secret() {
+    let mut b = Bench::online(&manual(json!({
+        "mqtt": {"authmode": 1, "username": "u", "password": "s3cret"},
+        "network": {"wlan": {"ssid": "home", "password": "wifi-pw"}}
+    })));
+    // What `config get` shows, copied back as it is.
+    assert_eq!(
+        b.console("config set mqtt.password \"********\""),
+        "ok mqtt.password saved"
+    );
+    assert_eq!(b.engine.config().mqtt.password, "s3cret");
+    b.console("config set network.wlan.password \"********\"");
+    let saved: Value = serde_json::from_str(b.persisted_config.as_deref().unwrap()).unwrap();
+    assert_eq!(saved["network"]["wlan"]["password"], "wifi-pw");
+    assert_eq!(saved["mqtt"]["password"], "s3cret");
+    // The whole object `config get mqtt` returned, with one change.
+    let shown = b.console("config get mqtt");
+    let mut mqtt: Value = serde_json::from_str(shown.strip_prefix("ok ").unwrap()).unwrap();
+    mqtt["maintopic"] = json!("water/kitchen");
+    assert!(b
+        .console(&format!("config set mqtt {mqtt}"))
+        .starts_with("ok "));
+    assert_eq!(b.engine.config().mqtt.password, "s3cret");
+    assert_eq!(b.engine.config().mqtt.main_topic, "water/kitchen");
+    // A new secret is taken as given.
+    b.console("config set mqtt.password \"n3w\"");
+    assert_eq!(b.engine.config().mqtt.password, "n3w");
+}
+
+#[test]
+fn console_config_paths_with_empty_keys_are_refused() {
+    let mut b = Bench::online(&manual(json!({})));
+    for path in [
+        "mqtt..maintopic",
+        ".",
+        "mqtt.",
+        ".mqtt",
+        "gpio.gpiopin[x]",
+        "gpio.gpiopin[0",
+    ] {
+        let get = b.console(&format!("config get {path}"));
+        assert!(get.starts_with("err bad-path"), "get {path}: {get}");
+        let set = b.console(&format!("config set {path} 1"));
+        assert!(set.starts_with("err invalid-config"), "set {path}: {set}");
+    }
+    assert_eq!(
+        b.console("config get digit.sequence[0].roi[1].name"),
+        "ok \"d2\""
+    );
+    assert_eq!(
+        b.console("config get digit.sequence.0.roi.1.name"),
+        "ok \"d2\""
+    );
+}
+
+#[test]
+fn a_duplicate_key_is_refused_with_its_path_on_console_rest_and_storage() {
+    let mut b = Bench::online(&manual(json!({})));
+    let reply = b.console(r#"config merge {"mqtt":{"maintopic":"a"},"mqtt":{"maintopic":"b"}}"#);
+    assert!(
+        reply.starts_with("err bad-json") && reply.contains("mqtt: key given twice"),
+        "{reply}"
+    );
+    let reply = b.console(r#"config set mqtt {"maintopic":"a","maintopic":"b"}"#);
+    assert!(reply.contains("mqtt.maintopic: key given twice"), "{reply}");
+    assert_eq!(b.engine.config().mqtt.main_topic, "meter");
+    let r = b.http(
+        "POST",
+        "/api/config",
+        "",
+        r#"{"gpio":{"gpiopin":[{"pinmode":"input","pinmode":"output"}]}}"#,
+    );
+    assert_eq!(r.status, 400);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["path"], "gpio.gpiopin[0].pinmode");
+    // A stored document with a duplicate is refused at boot like any bad stored config: defaults, logged.
+    let mut b = Bench::new();
+    b.boot(
+        Some(r#"{"mqtt":{"maintopic":"a"},"mqtt":{"maintopic":"b"}}"#.to_string()),
+        None,
+    );
+    assert_eq!(b.engine.config().mqtt.main_topic, "watermeter");
+    assert!(
+        b.logs
+            .iter()
+            .any(|l| l.contains("stored config refused") && l.contains("mqtt")),
+        "{:?}",
+        b.logs
+    );
+}
+
+#[test]
 fn console_config_set_persists_and_applies() {
     let mut b = Bench::online(&manual(json!({})));
     assert_eq!(

@@ -131,8 +131,8 @@ impl Board for HostBoard {
 pub fn seed_config(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --config {}", path.display()))?;
-    let partial: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("--config {} is not valid JSON", path.display()))?;
+    let partial = meter_core::json::parse_unique(text.as_bytes())
+        .map_err(|e| anyhow!("--config {} is not valid JSON: {e}", path.display()))?;
     let (doc, _) = Config::from_partial(&partial)
         .map_err(|e| anyhow!("--config {} refused: {e}", path.display()))?;
     Ok(serde_json::to_string_pretty(&doc)?)

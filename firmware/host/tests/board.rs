@@ -339,7 +339,7 @@ async fn malformed_and_oversized_http_requests_get_json_errors() {
     );
 
     let too_big = format!(
-        "POST /api/config HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/config HTTP/1.1\r\nHost: board\r\nContent-Length: {}\r\n\r\n",
         net_proto::http::MAX_BODY + 1
     );
     let answer = raw_http(&addr, too_big.as_bytes());
@@ -351,6 +351,13 @@ async fn malformed_and_oversized_http_requests_get_json_errors() {
         "a".repeat(net_proto::http::MAX_HEAD)
     );
     assert!(raw_http(&addr, long_head.as_bytes()).starts_with("HTTP/1.1 431 "));
+
+    // RFC 9112: what a server must reject is rejected; lines ending in LF alone are answered, not left hanging.
+    let smuggled = b"POST /api/config HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}";
+    assert!(raw_http(&addr, smuggled).starts_with("HTTP/1.1 400 "));
+    assert!(raw_http(&addr, b"GET / HTTP/1.1\r\nHost : b\r\n\r\n").starts_with("HTTP/1.1 400 "));
+    let bare_lf = raw_http(&addr, b"GET /api/status HTTP/1.1\nHost: b\n\n");
+    assert!(bare_lf.starts_with("HTTP/1.1 200 "), "{bare_lf}");
 
     let (status, _) = board.http("GET", "/api/status", "");
     assert_eq!(status, 200);

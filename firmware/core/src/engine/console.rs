@@ -76,12 +76,18 @@ impl Engine {
                     self.camera.queued(&sequence)
                 )
             }
-            Command::ConfigGet { path } => match config::get_path(&self.config_redacted(), &path) {
-                Some(v) => format!("ok {v}"),
-                None => format!("err unknown-path no config key '{path}'"),
-            },
+            Command::ConfigGet { path } => {
+                if let Err(e) = config::path_segments(&path) {
+                    return format!("err bad-path {e}");
+                }
+                match config::get_path(&self.config_redacted(), &path) {
+                    Some(v) => format!("ok {v}"),
+                    None => format!("err unknown-path no config key '{path}'"),
+                }
+            }
             Command::ConfigSet { path, value } => {
                 let mut doc = self.document();
+                let value = config::keep_redacted_secrets(&doc, &path, value);
                 let result = config::set_path(&mut doc, &path, value)
                     .and_then(|()| self.apply_document(doc));
                 match result {

@@ -403,11 +403,11 @@ impl Engine {
         self.boot_ms = self.now_ms;
         self.info = boot.info;
         if let Some(text) = boot.stored_config {
-            match serde_json::from_str::<Value>(&text)
+            match crate::json::parse_unique(text.as_bytes())
                 .map_err(|e| ConfigError {
                     errors: alloc::vec![config::FieldError {
-                        path: "$".into(),
-                        message: e.to_string()
+                        path: e.path,
+                        message: e.message
                     }],
                 })
                 .and_then(config::Config::from_stored)
