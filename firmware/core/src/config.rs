@@ -2,13 +2,12 @@
 //! of every bad key. The JSON document is the source of truth (it is what is persisted and shown); [`Config`] is
 //! its validated, typed view.
 
-use alloc::borrow::ToOwned;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::gpio::PinMode;
 use crate::readout::DigitModel;
@@ -301,36 +300,34 @@ const SECTIONS: [&str; 9] = [
 ];
 
 /// The reference firmware's defaults (upstream `config_json_default_expected`), for the sections the device uses.
+/// Kept as text: built with `json!` they were 6 KiB of code in the ESP32-C3 image, as text under 2 KiB.
+pub const DEFAULTS: &str = include_str!("defaults.json");
+
+/// [`DEFAULTS`] parsed.
 pub fn default_json() -> Value {
-    let pin = |n: u8, mode: &str| {
-        json!({"gpionumber": n, "pinenabled": false, "pinname": "", "pinmode": mode, "capturemode": "cyclic-polling",
-               "inputdebouncetime": 200, "pwmfrequency": 5000, "exposetomqtt": false, "exposetorest": false})
+    crate::json::parse_unique(DEFAULTS.as_bytes()).unwrap_or_else(|_| Value::Object(Map::new()))
+}
+
+/// The Wi-Fi station's credentials (`network.wlan`), which a board needs before the network and the firmware run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WlanCredentials {
+    pub ssid: String,
+    pub password: String,
+}
+
+/// `network.wlan` of a stored config document; `None` without a document or an SSID.
+pub fn wlan_credentials(stored: &str) -> Option<WlanCredentials> {
+    let doc = crate::json::parse_unique(stored.as_bytes()).ok()?;
+    let text = |key: &str| {
+        get_path(&doc, &format!("network.wlan.{key}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
     };
-    json!({
-        "config": {"version": 3},
-        "operationmode": {"opmode": -1, "automaticprocessinterval": "1.0"},
-        "numbersequences": {"sequence": [{"sequenceid": 0, "sequencename": "main"}]},
-        "digit": {"enabled": true, "cnntype": "class100", "model": "dig-class100_0173_s2_q.tflite",
-                  "sequence": [{"sequenceid": 0, "sequencename": "main", "roi": []}]},
-        "analog": {"enabled": true, "model": "ana-class100_0171_s1_q.tflite",
-                   "sequence": [{"sequenceid": 0, "sequencename": "main", "roi": []}]},
-        "postprocessing": {"sequence": [{
-            "sequenceid": 0, "sequencename": "main", "decimalshift": 0, "analogdigitsyncvalue": "9.2",
-            "extendedresolution": true, "ignoreleadingnan": false, "checkdigitincreaseconsistency": false,
-            "maxratechecktype": 1, "maxrate": "0.150", "allownegativerate": false, "usefallbackvalue": true,
-            "fallbackvalueagestartup": 720}]},
-        "mqtt": {
-            "enabled": false, "uri": "", "maintopic": "watermeter", "clientid": "watermeter", "authmode": 0,
-            "username": "", "password": "", "tls": {"cacert": "", "clientcert": "", "clientkey": ""},
-            "processdatanotation": 0, "retainprocessdata": false,
-            "homeassistant": {"discoveryenabled": false, "discoveryprefix": "homeassistant",
-                              "statustopic": "homeassistant/status", "metertype": 1, "retaindiscovery": false}},
-        "gpio": {"customizationenabled": false, "gpiopin": [
-            pin(1, "input"), pin(3, "input"), pin(4, "flashlight-default"), pin(12, "input"), pin(13, "input")]},
-        "network": {
-            "wlan": {"ssid": "", "password": "", "hostname": "watermeter"},
-            "time": {"timezone": "CET-1CEST,M3.5.0,M10.5.0/3",
-                     "ntp": {"timesyncenabled": true, "timeserver": "", "processstartinterlock": true}}}
+    let ssid = text("ssid");
+    (!ssid.is_empty()).then(|| WlanCredentials {
+        ssid,
+        password: text("password"),
     })
 }
 
@@ -750,7 +747,7 @@ impl Reader {
         let value = match obj.and_then(|o| o.get(key)) {
             None => return default,
             Some(Value::Number(n)) => n.as_f64(),
-            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            Some(Value::String(s)) => crate::decimal::parse(s.trim()),
             Some(_) => None,
         };
         match value.filter(|v| v.is_finite()) {
@@ -1261,6 +1258,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn partial(v: Value) -> Result<Config, ConfigError> {
         Config::from_partial(&v).map(|(_, c)| c)
@@ -1509,5 +1507,35 @@ mod tests {
             Config::from_partial(&json!([1, 2])).unwrap_err().path(),
             "$"
         );
+    }
+
+    #[test]
+    fn the_defaults_are_one_valid_document() {
+        let defaults =
+            crate::json::parse_unique(DEFAULTS.as_bytes()).expect("defaults.json parses");
+        assert_eq!(defaults, default_json());
+        Config::from_json(&defaults).expect("the defaults validate");
+    }
+
+    #[test]
+    fn wlan_credentials_come_from_the_stored_document() {
+        let doc = json!({"network": {"wlan": {"ssid": "home", "password": "pw"}}}).to_string();
+        assert_eq!(
+            wlan_credentials(&doc),
+            Some(WlanCredentials {
+                ssid: "home".into(),
+                password: "pw".into()
+            })
+        );
+        let open = json!({"network": {"wlan": {"ssid": "cafe"}}}).to_string();
+        assert_eq!(
+            wlan_credentials(&open).map(|c| c.password),
+            Some(String::new())
+        );
+        assert_eq!(
+            wlan_credentials(&json!({"network": {"wlan": {"ssid": ""}}}).to_string()),
+            None
+        );
+        assert_eq!(wlan_credentials("{"), None);
     }
 }

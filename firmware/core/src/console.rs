@@ -214,8 +214,8 @@ fn parse_values(list: &str, what: &str) -> Result<Vec<Value10>, ParseError> {
             if v.eq_ignore_ascii_case("n") {
                 return Ok(None);
             }
-            match v.parse::<f64>() {
-                Ok(x) if x.is_finite() && (0.0..10.0).contains(&x) => Ok(Some(x)),
+            match crate::decimal::parse(v) {
+                Some(x) if (0.0..10.0).contains(&x) => Ok(Some(x)),
                 _ => Err(err(
                     "bad-value",
                     alloc::format!("{what}[{i}] '{v}' is not N or a number 0 <= v < 10"),

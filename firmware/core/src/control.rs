@@ -54,7 +54,7 @@ pub fn parse_set_fallback(payload: &[u8]) -> Result<SetFallback, SetFallbackErro
     if payload.len() > MAX_CONTROL_PAYLOAD {
         return Err(SetFallbackError::TooLarge(payload.len()));
     }
-    let v: Value = serde_json::from_slice(payload)
+    let v = crate::json::parse_unique(payload)
         .map_err(|e| SetFallbackError::InvalidJson(e.to_string()))?;
     let obj = v.as_object().ok_or(SetFallbackError::NotAnObject)?;
     let sequence = match obj.get("sequence") {

@@ -215,8 +215,8 @@ impl Pin {
                 mode: self.config.mode.name(),
             });
         }
-        let v: Value =
-            serde_json::from_slice(payload).map_err(|e| CtrlError::BadJson(e.to_string()))?;
+        let v =
+            crate::json::parse_unique(payload).map_err(|e| CtrlError::BadJson(e.to_string()))?;
         // cJSON's valueint: the number truncated toward zero.
         let int = |key: &str| v.get(key).and_then(Value::as_f64).map(libm::trunc);
         let level = int("state").ok_or(CtrlError::BadState)? != 0.0;

@@ -72,6 +72,7 @@ pub mod camera;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod decimal;
 pub mod discovery;
 pub mod engine;
 pub mod gpio;

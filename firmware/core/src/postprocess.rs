@@ -131,16 +131,7 @@ pub fn check_digit_consistency(
     input
 }
 
-/// `std::to_string`-with-precision of the reference: fixed notation, `places` decimals (negative -> 0).
-pub fn fixed(value: f64, places: i32) -> String {
-    let places = places.clamp(0, 17) as usize;
-    let s = format!("{value:.places$}");
-    // "-0.00" reads as a negative rate; the reference prints it too, but it is no information: normalise.
-    if s.starts_with('-') && s[1..].bytes().all(|b| b == b'0' || b == b'.') {
-        return s[1..].to_string();
-    }
-    s
-}
+pub use crate::decimal::fixed;
 
 /// A fallback value as stored in flash: the sequence name, when it was taken (unix seconds) and the value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -231,12 +222,7 @@ impl SequenceState {
         self.fallback_time = Some(stored.time);
         self.fallback_time_text = tz.format(stored.time);
         let age_minutes = (now - stored.time).div_euclid(60);
-        let parsed = stored
-            .value
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite());
+        let parsed = crate::decimal::parse(stored.value.trim());
         if age_minutes > i64::from(post.fallback_value_age_startup) {
             self.invalidate_fallback("Outdated");
         } else if age_minutes < 0 {
@@ -271,7 +257,7 @@ impl SequenceState {
         if self.raw_value.is_empty() || self.raw_value.contains('N') {
             return None;
         }
-        self.raw_value.parse::<f64>().ok().filter(|v| v.is_finite())
+        crate::decimal::parse(&self.raw_value)
     }
 
     /// The stored form of the fallback value, if there is one to keep.
@@ -331,7 +317,7 @@ impl SequenceState {
         while actual.len() > 1 && actual.starts_with('0') && !actual.starts_with("0.") {
             actual.remove(0);
         }
-        let Some(mut value) = actual.parse::<f64>().ok().filter(|v| v.is_finite()) else {
+        let Some(mut value) = crate::decimal::parse(&actual) else {
             self.set_empty();
             return outcome;
         };
@@ -467,16 +453,6 @@ mod tests {
         // 0.29 * 100 = 28.999999999999996 in binary floating point.
         assert_eq!(substitute_n("0.2N", 0.29), "0.29");
         assert_eq!(substitute_n("N.NN", 1.13), "1.13");
-    }
-
-    #[test]
-    fn fixed_rounds_like_printf() {
-        assert_eq!(fixed(16.98, 2), "16.98");
-        assert_eq!(fixed(1.0, 3), "1.000");
-        assert_eq!(fixed(2.5, 0), "2");
-        assert_eq!(fixed(-0.0001, 2), "0.00");
-        assert_eq!(fixed(-1.5, 1), "-1.5");
-        assert_eq!(fixed(3.0, -2), "3");
     }
 
     #[test]

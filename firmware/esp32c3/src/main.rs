@@ -95,7 +95,9 @@ async fn main(spawner: Spawner) {
     let net = net::start(
         &spawner,
         peripherals.WIFI,
-        net::credentials(saved.as_deref()),
+        saved
+            .as_deref()
+            .and_then(meter_core::config::wlan_credentials),
     )
     .await;
     mqtt::start(&spawner, net.stack);

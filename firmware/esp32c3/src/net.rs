@@ -15,31 +15,13 @@ use esp_radio::wifi::{AuthenticationMethodConfig, Config, Interface, WifiControl
 use static_cell::StaticCell;
 
 use crate::console;
+use meter_core::config::WlanCredentials;
 use meter_core::engine::Level;
 
 /// The last RSSI (dBm) seen while associated; 0 when not associated.
 pub static RSSI: AtomicI32 = AtomicI32::new(0);
 const DHCP_WAIT: Duration = Duration::from_secs(15);
 const RSSI_EVERY: Duration = Duration::from_secs(10);
-
-/// `network.wlan` of the stored config.
-pub struct Credentials {
-    pub ssid: String,
-    pub password: String,
-}
-
-pub fn credentials(config: Option<&str>) -> Option<Credentials> {
-    let doc: serde_json::Value = serde_json::from_str(config?).ok()?;
-    let wlan = &doc["network"]["wlan"];
-    let ssid = wlan["ssid"].as_str().unwrap_or_default();
-    if ssid.is_empty() {
-        return None;
-    }
-    Some(Credentials {
-        ssid: String::from(ssid),
-        password: String::from(wlan["password"].as_str().unwrap_or_default()),
-    })
-}
 
 /// The network as the rest of the firmware sees it.
 pub struct Net {
@@ -57,7 +39,7 @@ impl Net {
 }
 
 /// Starts Wi-Fi and the stack; waits a while for DHCP so the device info carries the address.
-pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<Credentials>) -> Net {
+pub async fn start(spawner: &Spawner, wifi: WIFI<'static>, creds: Option<WlanCredentials>) -> Net {
     let controller = match WifiController::new(wifi, Default::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -110,7 +92,7 @@ async fn net_task(mut runner: Runner<'static, Interface>) {
 
 /// Associates, and again after every disconnect.
 #[embassy_executor::task]
-async fn connection(mut controller: WifiController<'static>, creds: Credentials) {
+async fn connection(mut controller: WifiController<'static>, creds: WlanCredentials) {
     let auth = if creds.password.is_empty() {
         Some(AuthenticationMethodConfig::Open)
     } else {

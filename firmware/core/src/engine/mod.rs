@@ -247,7 +247,7 @@ impl Engine {
 
     /// The config document (parsed from its text; it is not kept parsed).
     pub(crate) fn document(&self) -> Value {
-        serde_json::from_str(&self.doc).unwrap_or_else(|_| config::default_json())
+        crate::json::parse_unique(self.doc.as_bytes()).unwrap_or_else(|_| config::default_json())
     }
 
     /// The config document with secrets redacted.
@@ -423,7 +423,7 @@ impl Engine {
             }
         }
         if let Some(text) = boot.stored_fallbacks {
-            match serde_json::from_str::<Vec<StoredFallback>>(&text) {
+            match serde_json::from_slice::<Vec<StoredFallback>>(text.as_bytes()) {
                 Ok(list) => self.stored_fallbacks = list,
                 Err(e) => self.log(
                     Level::Error,
