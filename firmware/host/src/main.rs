@@ -12,17 +12,15 @@
 //! button (both drop the MQTT connection without DISCONNECT, so the broker publishes the LWT); a restart on the
 //! same DIR is a reboot.
 
-mod app_image;
 mod board;
 mod gpio_lines;
 mod heap;
 mod http;
 mod mqtt;
 mod replay;
-mod rom_loader;
-mod slip;
-mod spi_flash;
 mod uart;
+
+use virtual_board::{app_image, rom_loader, spi_flash};
 
 use std::fs::File;
 use std::io::{BufReader, Write};

@@ -63,8 +63,7 @@ impl SpiFlash {
         Ok(SpiFlash { data, path, file })
     }
 
-    /// An in-memory chip (unit tests).
-    #[cfg(test)]
+    /// An in-memory chip (unit tests, fuzzing).
     pub fn in_memory() -> SpiFlash {
         SpiFlash {
             data: vec![0xFF; SIZE],
