@@ -54,7 +54,12 @@ pub fn find_app(flash: &[u8]) -> Result<App, BootFailure> {
 }
 
 fn app_partition(flash: &[u8]) -> Result<AppPartition, BootFailure> {
-    let table = &flash[PARTITION_TABLE_OFFSET..PARTITION_TABLE_OFFSET + 0xC00];
+    let Some(table) = flash.get(PARTITION_TABLE_OFFSET..PARTITION_TABLE_OFFSET + 0xC00) else {
+        return Err(BootFailure::new(vec![
+            "E (40) flash_parts: the flash ends before the partition table".into(),
+            "E (45) boot: Failed to verify partition table".into(),
+        ]));
+    };
     if table.iter().all(|&b| b == 0xFF) {
         return Ok(AppPartition {
             offset: DEFAULT_APP_OFFSET,
@@ -226,6 +231,21 @@ mod tests {
             failure.lines.iter().any(|l| l.contains("not bootable")),
             "{failure:?}"
         );
+    }
+
+    #[test]
+    fn a_chip_that_ends_before_the_partition_table_does_not_boot() {
+        // Found by fuzzing (fuzz/regressions/app_image): the table was sliced without a length check.
+        for size in [0, 0x8000, PARTITION_TABLE_OFFSET + 0xBFF] {
+            let failure = find_app(&vec![0xFF; size]).unwrap_err();
+            assert!(
+                failure
+                    .lines
+                    .iter()
+                    .any(|l| l.contains("Failed to verify partition table")),
+                "{failure:?}"
+            );
+        }
     }
 
     #[test]
