@@ -14,7 +14,16 @@ use crate::readout::DigitModel;
 use crate::time::TimeZone;
 
 /// What a redacted secret reads as; posting it back keeps the stored secret.
-pub const REDACTED: &str = "********";
+pub const REDACTED: &str = "******";
+
+/// What a sent-back secret may read to keep the stored one: the reference's placeholder (`configClass.cpp`) and
+/// the 8 stars earlier meterrig versions showed.
+pub fn is_redacted(text: &str) -> bool {
+    text == REDACTED || text == "********"
+}
+
+/// The reference's zone when none is configured (`time_sntp.cpp` initTime).
+pub const DEFAULT_TIMEZONE: &str = "CET-1CEST,M3.5.0,M10.5.0/3";
 /// Keys whose values are secrets wherever they appear.
 const SECRET_KEYS: &[&str] = &["password", "clientkey", "token", "apikey"];
 
@@ -354,7 +363,7 @@ pub fn merge(base: &mut Value, patch: &Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
-                if v.as_str() == Some(REDACTED)
+                if v.as_str().is_some_and(is_redacted)
                     && SECRET_KEYS.contains(&k.as_str())
                     && b.contains_key(k)
                 {
@@ -378,7 +387,7 @@ pub fn merge_owned(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
-                if v.as_str() == Some(REDACTED)
+                if v.as_str().is_some_and(is_redacted)
                     && SECRET_KEYS.contains(&k.as_str())
                     && b.contains_key(&k)
                 {
@@ -470,7 +479,7 @@ pub fn keep_redacted_secrets(config: &Value, path: &str, mut value: Value) -> Va
     fn restore(new: &mut Value, old: &Value, key: Option<&str>) {
         match (new, old) {
             (Value::String(s), Value::String(_))
-                if s == REDACTED && key.is_some_and(|k| SECRET_KEYS.contains(&k)) =>
+                if is_redacted(s) && key.is_some_and(|k| SECRET_KEYS.contains(&k)) =>
             {
                 *s = old.as_str().unwrap_or_default().to_string();
             }
@@ -880,7 +889,13 @@ impl Reader {
         self.string(wlan, "network.wlan", "password", "");
         let time = self.obj(doc, "network.time");
         let tz_text = self.string(time, "network.time", "timezone", "");
-        let timezone = match TimeZone::parse(&tz_text) {
+        // An empty zone is the reference's default zone, not UTC (`time_sntp.cpp` initTime).
+        let effective_tz = if tz_text.is_empty() {
+            DEFAULT_TIMEZONE
+        } else {
+            tz_text.as_str()
+        };
+        let timezone = match TimeZone::parse(effective_tz) {
             Ok(tz) => tz,
             Err(e) => {
                 self.err(

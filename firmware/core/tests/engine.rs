@@ -825,7 +825,7 @@ fn console_config_get_redacts_secrets() {
     let mut b = Bench::online(&manual(
         json!({"mqtt": {"authmode": 1, "username": "u", "password": "s3cret"}}),
     ));
-    assert_eq!(b.console("config get mqtt.password"), "ok \"********\"");
+    assert_eq!(b.console("config get mqtt.password"), "ok \"******\"");
     assert_eq!(b.console("config get mqtt.username"), "ok \"u\"");
     assert_eq!(b.console("config get operationmode.opmode"), "ok 0");
     assert!(!b.console("config get mqtt").contains("s3cret"));
@@ -843,7 +843,8 @@ fn console_config_set_of_a_shown_secret_keeps_the_secret() {
         "ok mqtt.password saved"
     );
     assert_eq!(b.engine.config().mqtt.password, "s3cret");
-    b.console("config set network.wlan.password \"********\"");
+    // v17's placeholder (6 stars) as well as earlier meterrig's (8).
+    b.console("config set network.wlan.password \"******\"");
     let saved: Value = serde_json::from_str(b.persisted_config.as_deref().unwrap()).unwrap();
     assert_eq!(saved["network"]["wlan"]["password"], "wifi-pw");
     assert_eq!(saved["mqtt"]["password"], "s3cret");
@@ -859,6 +860,25 @@ fn console_config_set_of_a_shown_secret_keeps_the_secret() {
     // A new secret is taken as given.
     b.console("config set mqtt.password \"n3w\"");
     assert_eq!(b.engine.config().mqtt.password, "n3w");
+}
+
+#[test]
+fn a_v17_config_json_with_its_password_placeholder_does_not_set_the_placeholder_as_password() {
+    // v17 keeps passwords in NVS and writes "******" into config.json (configClass.cpp).
+    let mut b = Bench::new();
+    let v17 = manual(json!({"mqtt": {"authmode": 1, "username": "u", "password": "******"}}));
+    let (doc, config) =
+        meter_core::config::Config::from_partial(&serde_json::from_str(&v17).unwrap()).unwrap();
+    assert_eq!(config.mqtt.password, "");
+    b.boot(Some(doc.to_string()), None);
+    assert_eq!(b.engine.config().mqtt.password, "");
+}
+
+#[test]
+fn an_empty_time_zone_is_the_reference_default() {
+    let b = Bench::online(&manual(json!({"network": {"time": {"timezone": ""}}})));
+    let cet = meter_core::time::TimeZone::parse(meter_core::config::DEFAULT_TIMEZONE).unwrap();
+    assert_eq!(b.engine.config().timezone, cet);
 }
 
 #[test]
@@ -1053,6 +1073,33 @@ fn main_topic_change_moves_the_tree() {
 }
 
 #[test]
+fn moving_to_another_broker_marks_the_tree_offline_on_the_old_one() {
+    let mut b = Bench::online(&manual(json!({})));
+    b.all.clear();
+    b.console("config set mqtt.uri \"mqtt://10.0.0.2:1883\"");
+    let offline = b.all.iter().position(|a| {
+        matches!(a, Action::Publish { topic, payload, retain: true, .. }
+            if topic == "meter/device/status/connection" && payload == "offline")
+    });
+    let connect = b
+        .all
+        .iter()
+        .position(|a| matches!(a, Action::MqttConnect(_)));
+    match (offline, connect) {
+        (Some(o), Some(c)) => assert!(o < c, "offline goes to the old broker first"),
+        _ => panic!("offline then MqttConnect expected: {:?}", b.all),
+    }
+    // A change that keeps broker and tree reconnects without marking the device offline.
+    b.send(Event::MqttConnected);
+    b.all.clear();
+    b.console("config set mqtt.processdatanotation 1");
+    assert!(!b
+        .all
+        .iter()
+        .any(|a| matches!(a, Action::Publish { payload, .. } if payload == "offline")));
+}
+
+#[test]
 fn disabling_mqtt_disconnects() {
     let mut b = Bench::online(&manual(json!({})));
     b.console("config set mqtt.enabled false");
@@ -1117,7 +1164,7 @@ fn rest_config_get_post() {
     ));
     let r = b.http("GET", "/api/config", "", "");
     let v: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(v["mqtt"]["password"], "********");
+    assert_eq!(v["mqtt"]["password"], "******");
     // Posting the shown config back keeps the password.
     let r = b.http("POST", "/api/config", "", &r.body);
     assert_eq!(r.status, 200);
@@ -1574,7 +1621,7 @@ fn web_page_shows_running_config_without_secrets() {
         data["mqtt"]["maintopic"], "meter",
         "the running config is in the page"
     );
-    assert_eq!(data["mqtt"]["password"], "********");
+    assert_eq!(data["mqtt"]["password"], "******");
     assert!(!r.text().contains("topsecret"));
 }
 

@@ -85,7 +85,7 @@ pub struct Connect<'a> {
 
 impl<'a> Connect<'a> {
     /// What a meter device sends: a persistent session (QoS 1 messages wait for it while it is away; the reference
-    /// uses a clean one, decision 44) and a retained will at QoS 0, as the reference sets it (`interface_mqtt.cpp`
+    /// uses a clean one, decision 45) and a retained will at QoS 0, as the reference sets it (`interface_mqtt.cpp`
     /// 310-312).
     pub fn persistent(
         client_id: &'a str,

@@ -46,7 +46,9 @@ impl Engine {
         {
             // Mark the old tree offline before leaving it (boards leave in order, with DISCONNECT, so the broker
             // drops the will); the new tree gets birth, info and discovery.
+            // Leaving: another tree, no MQTT, or another broker (the old one would keep our retained `online`).
             let leaving = old.mqtt.main_topic != self.config.mqtt.main_topic
+                || old.mqtt.uri != self.config.mqtt.uri
                 || self.mqtt_settings().is_none();
             if self.mqtt_connected && leaving {
                 let topic = format!("{}/device/status/connection", old.mqtt.main_topic);

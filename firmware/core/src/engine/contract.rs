@@ -28,7 +28,7 @@ pub struct BoardInfo {
 pub struct BoardStatus {
     pub wlan_rssi: i32,
     pub chip_temp_c: f64,
-    /// Heap figures in bytes; published in kB.
+    /// Heap figures in bytes, published as bytes.
     pub heap_total_free: u64,
     pub heap_internal_free: u64,
     pub heap_internal_largest_free: u64,

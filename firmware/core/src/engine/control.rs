@@ -14,7 +14,7 @@ impl Engine {
         if topic == self.config.mqtt.home_assistant.status_topic
             && self.config.mqtt.home_assistant.discovery_enabled
         {
-            // Exactly `online` (the reference's strncmp takes any prefix of it, decision 22).
+            // Exactly `online` (the reference's strncmp takes any prefix of it, decision 46).
             if payload == ONLINE.as_bytes() {
                 self.log(
                     Level::Info,

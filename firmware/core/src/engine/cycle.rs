@@ -77,8 +77,8 @@ impl Engine {
 
     /// A cycle on request (MQTT, REST, GPIO): now, or right after the running one.
     pub fn request_cycle(&mut self) {
-        // A manual start does not wait for the time (reference: "Start process (manual trigger) without synced
-        // time"), and ends the wait.
+        // A manual start does not wait for the time, and ends the wait (v17 lets only REST start without synced
+        // time; MQTT and GPIO too here: decision 52).
         self.time_wait_over = true;
         if self.cycle_started_ms.is_some() {
             self.cycle_requested = true;
