@@ -196,6 +196,10 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         match input {
             Input::Uart(bytes) => {
                 for line in self.lines.feed(&bytes) {
+                    if line.trim() == "status" {
+                        // Its heap figures are now's, not those of the last scheduled sample.
+                        self.refresh_status(board);
+                    }
                     self.engine
                         .push_event(self.unix_ms(), Event::ConsoleLine(line));
                     if let Some(exit) = self.apply(board).await {

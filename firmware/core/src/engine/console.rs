@@ -52,6 +52,9 @@ impl Engine {
             "last_error": self.last_error,
             "uptime": self.uptime_s(),
             "firmware_version": self.info.firmware_version,
+            // As last sampled (a board samples right before it answers `status`): a rig reads the peak from
+            // heap_internal_min_free.
+            "heap": serde_json::to_value(super::topics::Heap::of(&self.status)).unwrap_or_default(),
             "sequences": sequences,
             "gpio": pins,
         })

@@ -173,29 +173,9 @@ impl Engine {
         self.publish("/device/status/device_uptime", uptime.to_string(), false);
         self.publish("/device/status/wlan_rssi", s.wlan_rssi.to_string(), false);
         self.publish("/device/status/chip_temp", fixed(s.chip_temp_c, 0), false);
-        // Bytes, keys in the reference's order (`server_mqtt.cpp` 169-195).
-        #[derive(Serialize)]
-        struct Heap {
-            heap_total_free: u64,
-            heap_internal_free: u64,
-            heap_internal_largest_free: u64,
-            heap_internal_min_free: u64,
-            heap_spiram_free: u64,
-            heap_spiram_largest_free: u64,
-            heap_spiram_min_free: u64,
-        }
-        let heap = Heap {
-            heap_total_free: s.heap_total_free,
-            heap_internal_free: s.heap_internal_free,
-            heap_internal_largest_free: s.heap_internal_largest_free,
-            heap_internal_min_free: s.heap_internal_min_free,
-            heap_spiram_free: s.heap_spiram_free,
-            heap_spiram_largest_free: s.heap_spiram_largest_free,
-            heap_spiram_min_free: s.heap_spiram_min_free,
-        };
         self.publish(
             "/device/status/heap",
-            serde_json::to_string(&heap).unwrap_or_default(),
+            serde_json::to_string(&Heap::of(&s)).unwrap_or_default(),
             false,
         );
         self.publish(
@@ -363,5 +343,31 @@ impl Engine {
     pub fn schedule_discovery(&mut self) {
         self.discovery_pending = true;
         self.flush_scheduled();
+    }
+}
+
+/// The heap figures in bytes, keys in the reference's order (`server_mqtt.cpp` 169-195).
+#[derive(Serialize)]
+pub(super) struct Heap {
+    heap_total_free: u64,
+    heap_internal_free: u64,
+    heap_internal_largest_free: u64,
+    heap_internal_min_free: u64,
+    heap_spiram_free: u64,
+    heap_spiram_largest_free: u64,
+    heap_spiram_min_free: u64,
+}
+
+impl Heap {
+    pub(super) fn of(s: &super::BoardStatus) -> Heap {
+        Heap {
+            heap_total_free: s.heap_total_free,
+            heap_internal_free: s.heap_internal_free,
+            heap_internal_largest_free: s.heap_internal_largest_free,
+            heap_internal_min_free: s.heap_internal_min_free,
+            heap_spiram_free: s.heap_spiram_free,
+            heap_spiram_largest_free: s.heap_spiram_largest_free,
+            heap_spiram_min_free: s.heap_spiram_min_free,
+        }
     }
 }
