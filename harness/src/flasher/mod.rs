@@ -138,7 +138,10 @@ pub fn connect(opts: &FlashOptions) -> Result<Flasher, FlashError> {
         Before::NoReset | Before::Console => ResetBeforeOperation::NoReset,
     };
     let after = match opts.after {
-        // No EN line either: `finish` boots the image through the loader instead.
+        // No EN line either: `finish` boots the image through the loader instead, from the stub when it runs
+        // (espflash's "stay in the loader" reboots the stub into the ROM without waiting: a command right after
+        // it can be lost in the reboot).
+        _ if pty && opts.after == After::HardReset => ResetAfterOperation::NoResetNoStub,
         _ if pty => ResetAfterOperation::NoReset,
         After::HardReset => ResetAfterOperation::HardReset,
         After::NoReset => ResetAfterOperation::NoReset,
@@ -382,6 +385,13 @@ fn finish(flasher: &mut Flasher, opts: &FlashOptions) -> Result<&'static str, Fl
     match opts.after {
         After::NoReset => Ok("left in the loader"),
         After::HardReset if !is_pseudo_terminal(&opts.port) => Ok("hard reset (EN pulsed)"),
+        After::HardReset if opts.stub => {
+            let conn = flasher.connection();
+            conn.write_command(Command::RunUserCode)
+                .map_err(espflash_err)?;
+            conn.flush().map_err(espflash_err)?;
+            Ok("run user code (a pseudo-terminal has no EN line)")
+        }
         After::HardReset => {
             let conn = flasher.connection();
             conn.command(Command::FlashBegin {
