@@ -51,6 +51,9 @@ impl Engine {
             "main_topic": self.config.mqtt.main_topic,
             "last_error": self.last_error,
             "uptime": self.uptime_s(),
+            // The board's clock in its time zone, as timestamps show it (1970 until network time sets it).
+            "time": self.config.timezone.format(self.now_s()),
+            "time_sync": self.status.time.as_str(),
             "firmware_version": self.info.firmware_version,
             // As last sampled (a board samples right before it answers `status`): a rig reads the peak from
             // heap_internal_min_free.
