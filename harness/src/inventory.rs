@@ -97,12 +97,48 @@ pub struct Inventory {
     pub wifi_ssid_env: Option<String>,
     pub wifi_password_env: Option<String>,
     pub http: Option<String>,
+    /// Where the board gets network time: absent, its config's server (the lab network's); `"rig"` or
+    /// `"rig:<ip>"`, the rig serves SNTP on that address of this machine (127.0.0.1 when no ip) for each scenario;
+    /// anything else, a `host[:port]` written to `network.time.ntp.timeserver`.
+    pub timeserver: Option<String>,
     #[serde(default)]
     pub pin_map: BTreeMap<String, u8>,
     #[serde(default)]
     pub wiring: Vec<Wire>,
     #[serde(default)]
     pub loopback: Vec<Loopback>,
+}
+
+/// Where a board's network time comes from, as its inventory says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeServer {
+    /// The board's config (the lab network's server).
+    Config,
+    /// The rig serves SNTP on this address of its machine.
+    Rig(std::net::IpAddr),
+    /// This `host[:port]`.
+    At(String),
+}
+
+impl Inventory {
+    /// The board's time source; a `rig:<ip>` that is no IP address is an error naming the field.
+    pub fn time_server(&self) -> Result<TimeServer, InventoryError> {
+        let invalid = |message: String| InventoryError::Invalid {
+            path: format!("{} (timeserver)", self.name),
+            message,
+        };
+        Ok(match self.timeserver.as_deref().map(str::trim) {
+            None => TimeServer::Config,
+            Some("") => return Err(invalid("empty: leave it out to use the board's config".into())),
+            Some("rig") => TimeServer::Rig(std::net::Ipv4Addr::LOCALHOST.into()),
+            Some(rig) if rig.starts_with("rig:") => TimeServer::Rig(rig[4..].parse().map_err(|_| {
+                invalid(format!(
+                    "'{rig}': after 'rig:' comes an IP address of this machine the board reaches (e.g. rig:192.168.1.10)"
+                ))
+            })?),
+            Some(host) => TimeServer::At(host.to_string()),
+        })
+    }
 }
 
 fn default_baud() -> u32 {
@@ -176,6 +212,10 @@ impl Inventory {
                 return Err(format!("board pin {} is wired twice", w.board_pin));
             }
         }
+        inv.time_server().map_err(|e| match e {
+            InventoryError::Invalid { message, .. } => format!("timeserver {message}"),
+            other => other.to_string(),
+        })?;
         Ok(inv)
     }
 
@@ -280,6 +320,40 @@ mod tests {
         from = 5
         to = 6
     "#;
+
+    #[test]
+    fn time_server_says_who_serves_network_time() {
+        let with = |line: &str| Inventory::parse("desk", &format!("{FULL_HEAD}{line}\n"));
+        assert_eq!(with("").unwrap().time_server().unwrap(), TimeServer::Config);
+        assert_eq!(
+            with("timeserver = \"rig\"").unwrap().time_server().unwrap(),
+            TimeServer::Rig("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            with("timeserver = \"rig:192.168.1.10\"")
+                .unwrap()
+                .time_server()
+                .unwrap(),
+            TimeServer::Rig("192.168.1.10".parse().unwrap())
+        );
+        assert_eq!(
+            with("timeserver = \"ntp.lab:123\"")
+                .unwrap()
+                .time_server()
+                .unwrap(),
+            TimeServer::At("ntp.lab:123".into())
+        );
+        let err = with("timeserver = \"rig:lab\"").unwrap_err();
+        assert!(
+            err.contains("timeserver") && err.contains("rig:192.168.1.10"),
+            "{err}"
+        );
+        assert!(with("timeserver = \"\"")
+            .unwrap_err()
+            .contains("leave it out"));
+    }
+
+    const FULL_HEAD: &str = "chip = \"esp32c3\"\nport = \"/dev/ttyACM0\"\nreset = \"usb-jtag\"\nbroker = \"mqtt://h:1883\"\n";
 
     #[test]
     fn parses_a_full_entry() {

@@ -20,7 +20,7 @@ fn the_suite_passes_on_a_board_reached_through_its_inventory() {
     std::fs::write(
         &inventory,
         format!(
-            "chip = \"esp32c3\"\nport = \"{}\"\nreset = \"console\"\nbroker = \"mqtt://{}:{}\"\nhttp = \"{}\"\n",
+            "chip = \"esp32c3\"\nport = \"{}\"\nreset = \"console\"\nbroker = \"mqtt://{}:{}\"\nhttp = \"{}\"\ntimeserver = \"rig\"\n",
             board.serial(),
             broker.host,
             broker.port,
