@@ -34,10 +34,10 @@ Feature: Bad input gets a clear error and changes nothing
     Examples:
       | pin    | payload                       | error                               |
       | gpio13 | {"state":1,"pwm_duty":9000}   | out of range 0..8191                |
-      | gpio13 | {"state":1}                   | "pwm_duty" is required              |
-      | relay  | {"state":2}                   | must be 0 or 1                      |
+      | gpio13 | {"state":1}                   | "pwm_duty" (a number) is required   |
+      | gpio13 | {"state":1,"pwm_duty":-5}     | out of range 0..8191                |
+      | relay  | {"state":"on"}                | "state" must be a number            |
       | relay  | nope                          | payload is not valid JSON           |
-      | relay  | {"state":1,"pwm_duty":1}      | only accepted by output-pwm pins    |
 
   Scenario Outline: A bad console line gets one err line
     When I type '<line>' on the console

@@ -6,7 +6,7 @@ Feature: Process Status
     Given a virtual board with config "flat-json.json"
     When I trigger a cycle
     Then topic "process/status/process_status" is "Processing (Triggered Only)"
-    And topic "process/status/process_state" is "Publish to MQTT"
+    And topic "process/status/process_state" is "Idle - No Autostart"
     And topic "process/status/process_interval" is "1.0"
     And topic "process/status/process_error" is "0"
     And topic "process/status/cycle_counter" is "1" and not retained
@@ -17,13 +17,42 @@ Feature: Process Status
     And topic "process/status/process_status" is "Processing (Automatic)"
     And topic "process/status/process_interval" is "5.0"
 
-  Scenario: The process state sequence of a cycle
+  Scenario: Every state of a cycle is published, in v17's order
     Given a virtual board with config "flat-json.json"
     When I trigger a cycle
-    Then the console log contains "process state: Take Image"
-    And the console log contains "process state: Image Alignment"
-    And the console log contains "process state: Post-Processing"
-    And the console log contains "process state: Idle - No Autostart"
+    Then topic "process/status/process_state" went through, in this order:
+      | Take Image              |
+      | Image Alignment         |
+      | ROI Processing - Digit  |
+      | ROI Processing - Analog |
+      | Post-Processing         |
+      | Publish to MQTT         |
+      | Publish to MQTT         |
+      | Additional Tasks        |
+      | Idle - No Autostart     |
+
+  Scenario: A cycle with an error handles its events before the additional tasks
+    Given a virtual board with config "flat-json.json"
+    When the image alignment fails
+    And I trigger a cycle
+    Then topic "process/status/process_state" went through, in this order:
+      | Take Image                  |
+      | Image Alignment             |
+      | Publish to MQTT             |
+      | Publish to MQTT             |
+      | Post Process Event Handling |
+      | Additional Tasks            |
+      | Idle - No Autostart         |
+
+  Scenario: A clean cycle after an error says the old error, then 0
+    Given a virtual board with config "flat-json.json"
+    When the image alignment fails
+    And I trigger a cycle
+    And I forget what was published
+    And I trigger a cycle
+    Then topic "process/status/process_error" went through, in this order:
+      | -1 |
+      | 0  |
 
   Scenario: One failed alignment is an error
     Given a virtual board with config "flat-json.json"
@@ -56,7 +85,7 @@ Feature: Process Status
     And sequence "hot" shows digits 9,0 and pointers 0.5
     And I trigger a cycle
     Then topic "process/status/process_error" is "1"
-    And topic "process/data/7/value_status" is "E93 Rate too high (>) | Value: 90.0, Fallback: 46.00, Rate: 44.0"
+    And topic "process/data/7/value_status" is "E93 Rate too high (>) | Value: 90.0, Fallback: 46.0, Rate: 44.0"
     When I trigger 2 cycles
     Then topic "process/status/process_error" is "2"
     And topic "process/data/7/actual_value" is "46.0"

@@ -1,5 +1,5 @@
 //! Boards the rig drives. A scenario talks to a [`Board`]: console, reset, power, GPIO lines, flashing. The
-//! [`VirtualBoard`] runs the `virtual-board` program; a serial board (real ESP32) comes with the ESP32-C3 issue.
+//! [`VirtualBoard`] runs the `virtual-board` program; [`crate::serial_board::SerialBoard`] is a real ESP32-C3.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -33,6 +33,33 @@ pub enum BoardError {
     Flash(#[from] crate::flasher::FlashError),
     #[error("I/O with the board: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl BoardError {
+    /// Whether the rig, not the firmware, failed: a board that does not start or answer its console, a flash that
+    /// cannot connect, lost I/O, a capability the rig lacks. A refused GPIO request or a powered-off board is the
+    /// scenario's business.
+    pub fn is_infrastructure(&self) -> bool {
+        match self {
+            BoardError::BinaryMissing(_)
+            | BoardError::Start(_)
+            | BoardError::ConsoleTimeout { .. }
+            | BoardError::Unsupported(_)
+            | BoardError::Io(_) => true,
+            BoardError::Flash(e) => e.is_infrastructure(),
+            BoardError::Gpio(_) | BoardError::PoweredOff => false,
+        }
+    }
+}
+
+/// Whether a board is up, as far as the rig can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    Running,
+    /// The rig cut its power.
+    PoweredOff,
+    /// The board program ended by itself (a crash), with its exit status.
+    Exited(String),
 }
 
 /// A board under test, real or virtual: the same steps drive both.
@@ -69,6 +96,26 @@ pub trait Board: Send {
     ) -> Result<crate::flasher::FlashReport, BoardError>;
     /// Base URL of the web interface, if the rig can reach it.
     fn http_base(&self) -> Option<String>;
+    /// When the board was started: the zero of its console capture's times.
+    fn started(&self) -> Option<Instant> {
+        None
+    }
+    /// Levels the firmware drove on its outputs (virtual boards watch their lines), since [`Board::started`].
+    fn line_events(&self) -> Vec<(Duration, String)> {
+        Vec::new()
+    }
+    /// The board's state dir (its flash, config, log), if it has one on this machine.
+    fn state_dir(&self) -> Option<&Path> {
+        None
+    }
+    /// Whether it runs (a real board is assumed to).
+    fn liveness(&mut self) -> Liveness {
+        Liveness::Running
+    }
+    /// Which board this is, for reports.
+    fn describe(&self) -> String {
+        "board".into()
+    }
 }
 
 /// A `virtual-board` process and its ready line, without the rig's console reader: for tools and tests that
@@ -136,9 +183,17 @@ impl BoardProcess {
 
     /// Whether the process still runs (it has not died by itself).
     pub fn is_alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.exit_status().is_none()
+    }
+
+    /// How the process ended, if it has.
+    pub fn exit_status(&mut self) -> Option<String> {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => None,
+            Some(Ok(Some(status))) => Some(status.to_string()),
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some("killed by the rig".into()),
+        }
     }
 
     /// The version the running firmware reports on `GET /api/status` (waits up to `timeout` for the web server).
@@ -183,6 +238,9 @@ impl Drop for BoardProcess {
     }
 }
 
+/// Timestamped lines a background reader appends to.
+type Capture = Arc<Mutex<Vec<(Duration, String)>>>;
+
 /// The `virtual-board` program on this machine.
 pub struct VirtualBoard {
     bin: PathBuf,
@@ -191,7 +249,9 @@ pub struct VirtualBoard {
     ready: Value,
     console_tx: Option<std::fs::File>,
     replies: Option<mpsc::Receiver<String>>,
-    capture: Arc<Mutex<Vec<(Duration, String)>>>,
+    capture: Capture,
+    /// Levels the firmware drove, when the rig watches the lines.
+    lines: Option<Capture>,
     started: Instant,
     keep_state: bool,
 }
@@ -218,6 +278,7 @@ impl VirtualBoard {
             console_tx: None,
             replies: None,
             capture: Arc::default(),
+            lines: None,
             started: Instant::now(),
             keep_state: std::env::var_os("HIL_KEEP_STATE").is_some(),
         };
@@ -290,7 +351,47 @@ impl VirtualBoard {
         self.ready = ready;
         self.console_tx = Some(port);
         self.replies = Some(rx);
+        if self.lines.is_some() {
+            self.start_line_watch();
+        }
         Ok(())
+    }
+
+    /// Records every level the firmware drives on its outputs from now on (and after each restart): the GPIO
+    /// line events of a scenario's evidence. One connection of the board's GPIO socket, one thread.
+    pub fn watch_lines(&mut self) {
+        if self.lines.is_none() {
+            self.lines = Some(Arc::default());
+            self.start_line_watch();
+        }
+    }
+
+    fn start_line_watch(&self) {
+        let (Some(lines), Some(path)) = (self.lines.clone(), self.ready["gpio"].as_str()) else {
+            return;
+        };
+        let (path, started) = (path.to_string(), self.started);
+        std::thread::spawn(move || {
+            let Ok(mut s) = UnixStream::connect(&path) else {
+                return;
+            };
+            if s.write_all(b"{\"cmd\":\"watch\"}\n").is_err() {
+                return;
+            }
+            // The first line acknowledges the watch; then one event per driven level until the board goes.
+            for line in BufReader::new(s).lines().skip(1).map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                let text = match v["duty"].as_u64() {
+                    Some(d) => format!("GPIO {} driven {} (duty {d})", v["pin"], v["level"]),
+                    None => format!("GPIO {} driven {}", v["pin"], v["level"]),
+                };
+                if let Ok(mut l) = lines.lock() {
+                    l.push((started.elapsed(), text));
+                }
+            }
+        });
     }
 
     /// The ready line of the running process.
@@ -410,6 +511,35 @@ impl Board for VirtualBoard {
 
     fn http_base(&self) -> Option<String> {
         self.ready["http"].as_str().map(|a| format!("http://{a}"))
+    }
+
+    fn started(&self) -> Option<Instant> {
+        Some(self.started)
+    }
+
+    fn line_events(&self) -> Vec<(Duration, String)> {
+        self.lines
+            .as_ref()
+            .and_then(|l| l.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default()
+    }
+
+    fn state_dir(&self) -> Option<&Path> {
+        Some(&self.state_dir)
+    }
+
+    fn liveness(&mut self) -> Liveness {
+        match self.process.as_mut() {
+            None => Liveness::PoweredOff,
+            Some(p) => match p.exit_status() {
+                None => Liveness::Running,
+                Some(status) => Liveness::Exited(status),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("virtual board ({})", self.bin.display())
     }
 }
 

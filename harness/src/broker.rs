@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::quickack::QuickAck;
+
 /// TLS to the broker: the CA that signed its certificate (PEM), and an optional client certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tls {
@@ -29,34 +31,105 @@ pub struct BrokerTarget {
     pub tls: Option<Tls>,
 }
 
+/// A broker named wrongly on the command line or in a config.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("broker URI '{0}' must look like mqtt://[user[:password]@]host[:port] or mqtts://...")]
+    Scheme(String),
+    #[error("broker URI '{uri}': {problem}")]
+    Uri { uri: String, problem: String },
+    #[error("--ca-file given, but the broker URI is not mqtts://")]
+    CaWithoutTls,
+    #[error("mqtts:// needs --ca-file (the CA that signed the broker's certificate)")]
+    TlsWithoutCa,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("--password-env {0}: no such environment variable (export it, or pass the password another way)")]
+    PasswordEnv(String),
+}
+
+/// `%XX` escapes in a URI's user info (as mosquitto's clients accept them).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A URI as it may be shown: a password in it replaced by `***`.
+fn redacted(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match uri[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
+            None => uri.to_string(),
+        },
+        _ => uri.to_string(),
+    }
+}
+
 impl BrokerTarget {
-    /// `mqtt://host[:port]` or `mqtts://host[:port]` (then add the CA with [`BrokerTarget::with_tls_files`]).
-    pub fn parse(uri: &str) -> Result<BrokerTarget> {
+    /// `mqtt://[user[:password]@]host[:port]` or `mqtts://...` (then add the CA with
+    /// [`BrokerTarget::with_tls_files`]); user and password may be `%`-escaped.
+    pub fn parse(uri: &str) -> Result<BrokerTarget, BrokerError> {
         let (tls, rest) = if let Some(r) = uri.strip_prefix("mqtt://") {
             (false, r)
         } else if let Some(r) = uri.strip_prefix("mqtts://") {
             (true, r)
         } else {
-            bail!("broker URI '{uri}' must look like mqtt://host:port or mqtts://host:port");
+            return Err(BrokerError::Scheme(uri.to_string()));
+        };
+        let bad = |problem: String| BrokerError::Uri {
+            uri: redacted(uri),
+            problem,
         };
         let rest = rest.trim_end_matches('/');
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
+        };
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (
                 h,
                 p.parse::<u16>()
-                    .map_err(|_| anyhow!("broker URI '{uri}': port '{p}' is not a number"))?,
+                    .map_err(|_| bad(format!("port '{p}' is not a number")))?,
             ),
             None => (rest, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
-            bail!("broker URI '{uri}' has no host");
+            return Err(bad("no host".into()));
         }
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(info) => {
+                let (u, p) = match info.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (info, None),
+                };
+                let decode = |s: &str| {
+                    percent_decode(s).ok_or_else(|| bad("a bad %-escape in the user info".into()))
+                };
+                (Some(decode(u)?), p.map(decode).transpose()?)
+            }
+        };
         let tls = tls.then(Tls::default);
         Ok(BrokerTarget {
             host: host.to_string(),
             port,
-            username: None,
-            password: None,
+            username,
+            password,
             tls,
         })
     }
@@ -67,15 +140,16 @@ impl BrokerTarget {
         ca: Option<&Path>,
         cert: Option<&Path>,
         key: Option<&Path>,
-    ) -> Result<BrokerTarget> {
+    ) -> Result<BrokerTarget, BrokerError> {
         let read = |p: &Path| {
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            std::fs::read_to_string(p).map_err(|source| BrokerError::Read {
+                path: p.display().to_string(),
+                source,
+            })
         };
         match (&mut self.tls, ca) {
-            (None, Some(_)) => bail!("--ca-file given, but the broker URI is not mqtts://"),
-            (Some(_), None) => {
-                bail!("mqtts:// needs --ca-file (the CA that signed the broker's certificate)")
-            }
+            (None, Some(_)) => return Err(BrokerError::CaWithoutTls),
+            (Some(_), None) => return Err(BrokerError::TlsWithoutCa),
             (Some(tls), Some(ca)) => {
                 tls.ca_pem = read(ca)?;
                 tls.client_cert_pem = cert.map(read).transpose()?;
@@ -84,6 +158,38 @@ impl BrokerTarget {
             (None, None) => {}
         }
         Ok(self)
+    }
+
+    /// The `mqtt` config section a board needs to reach this broker at `uri` (its own cable, or the broker itself):
+    /// the URI, credentials, and the CA and client certificate for TLS.
+    pub fn board_settings(&self, uri: &str) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let mut m = serde_json::Map::new();
+        m.insert("uri".into(), json!(uri));
+        if let (Some(u), Some(p)) = (&self.username, &self.password) {
+            m.insert("authmode".into(), json!(1));
+            m.insert("username".into(), json!(u));
+            m.insert("password".into(), json!(p));
+        }
+        if let Some(tls) = &self.tls {
+            m.insert(
+                "tls".into(),
+                json!({
+                    "cacert": tls.ca_pem,
+                    "clientcert": tls.client_cert_pem.clone().unwrap_or_default(),
+                    "clientkey": tls.client_key_pem.clone().unwrap_or_default(),
+                }),
+            );
+        }
+        m
+    }
+
+    /// The URI with the user name but never the password: for logs, reports and JUnit properties.
+    pub fn describe(&self) -> String {
+        match &self.username {
+            Some(u) => format!("{}://{u}@{}:{}", self.scheme(), self.host, self.port),
+            None => self.uri(),
+        }
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -98,11 +204,12 @@ impl BrokerTarget {
         format!("{}://{}:{}", self.scheme(), self.host, self.port)
     }
 
-    /// rumqttc's transport for this broker.
-    pub fn transport(&self) -> Result<rumqttc::Transport> {
-        let Some(tls) = &self.tls else {
-            return Ok(rumqttc::Transport::Tcp);
-        };
+    /// The rustls client configuration for this `mqtts://` broker: its CA, and the client certificate if given.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig> {
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| anyhow!("{} is not an mqtts:// broker", self.uri()))?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut tls.ca_pem.as_bytes()) {
             roots
@@ -113,7 +220,7 @@ impl BrokerTarget {
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots);
-        let config = match (&tls.client_cert_pem, &tls.client_key_pem) {
+        Ok(match (&tls.client_cert_pem, &tls.client_key_pem) {
             (Some(cert), Some(key)) => {
                 let certs: Vec<_> =
                     rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<_, _>>()?;
@@ -122,10 +229,7 @@ impl BrokerTarget {
                 builder.with_client_auth_cert(certs, key)?
             }
             _ => builder.with_no_client_auth(),
-        };
-        Ok(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config)),
-        ))
+        })
     }
 
     /// Fails with the URI and the OS error when nothing answers.
@@ -230,7 +334,7 @@ fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
 
 /// rumqttd sets no TCP_NODELAY: a burst of small publishes to one client then waits, segment by segment, for that
 /// client's delayed ACK (~40 ms on Linux). Clients reach it through this relay, which acknowledges what rumqttd
-/// sends at once (TCP_QUICKACK before every read), so a round trip takes a millisecond or two, as on mosquitto.
+/// sends at once ([`QuickAck`]), so a round trip takes a millisecond or two, as on mosquitto.
 fn start_relay(front: StdListener, broker: SocketAddr) -> Result<()> {
     front.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -252,35 +356,13 @@ fn start_relay(front: StdListener, broker: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-async fn relay(client: TcpStream, broker: SocketAddr) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn relay(mut client: TcpStream, broker: SocketAddr) {
     let Ok(server) = TcpStream::connect(broker).await else {
         return;
     };
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
-    let (mut from_client, mut to_client) = client.into_split();
-    let (mut from_broker, mut to_broker) = server.into_split();
-    let up = async {
-        let _ = tokio::io::copy(&mut from_client, &mut to_broker).await;
-        // A client's FIN (or reset) reaches the broker as a FIN: its will goes out as for a direct client.
-        let _ = to_broker.shutdown().await;
-    };
-    let down = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let _ = socket2::SockRef::from(from_broker.as_ref()).set_tcp_quickack(true);
-            match from_broker.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_client.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to_client.shutdown().await;
-    };
-    tokio::select! { _ = up => {}, _ = down => {} }
+    // A client's FIN (or reset) reaches the broker as a FIN: its will goes out as for a direct client.
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut QuickAck::new(server)).await;
 }
 
 /// A TCP pass-through between one board and the broker: `cut` drops its connections and refuses new ones, which
@@ -298,7 +380,7 @@ impl Cable {
         let down = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(AtomicU32::new(0));
         let (d, e) = (down.clone(), epoch.clone());
-        let upstream = format!("{}:{}", target.host, target.port);
+        let upstream = target.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if d.load(Ordering::SeqCst) {
@@ -307,10 +389,11 @@ impl Cable {
                 let (d, e, upstream) = (d.clone(), e.clone(), upstream.clone());
                 let born = e.load(Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                    // The broker side acknowledges at once: a broker without TCP_NODELAY must not wait for us.
+                    let Ok(mut server) = crate::quickack::connect(&upstream).await else {
                         return;
                     };
-                    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                    let _ = client.set_nodelay(true);
                     let pump = tokio::io::copy_bidirectional(&mut client, &mut server);
                     let watch = async {
                         while !d.load(Ordering::SeqCst) && e.load(Ordering::SeqCst) == born {
@@ -352,9 +435,37 @@ mod tests {
         assert!(BrokerTarget::parse("tcp://h")
             .unwrap_err()
             .to_string()
-            .contains("mqtt://host:port"));
+            .contains("mqtt://[user[:password]@]host[:port]"));
         assert!(BrokerTarget::parse("mqtt://h:x").is_err());
         assert!(BrokerTarget::parse("mqtt://:1").is_err());
+    }
+
+    #[test]
+    fn uris_carry_user_and_password_as_mosquitto_clients_take_them() {
+        let t = BrokerTarget::parse("mqtts://hil:s%40cret:x@broker.lan:8884/").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.username.as_deref(),
+                t.password.as_deref()
+            ),
+            ("broker.lan", 8884, Some("hil"), Some("s@cret:x"))
+        );
+        assert!(t.tls.is_some());
+        // Shown without the password.
+        assert_eq!(t.describe(), "mqtts://hil@broker.lan:8884");
+        assert_eq!(t.uri(), "mqtts://broker.lan:8884");
+        let u = BrokerTarget::parse("mqtt://only-user@h").unwrap();
+        assert_eq!(
+            (u.username.as_deref(), u.password),
+            (Some("only-user"), None)
+        );
+        // A bad escape is refused, and the error does not repeat the password.
+        let e = BrokerTarget::parse("mqtt://u:pa%zzss@h:x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("u:***@h:x") && !e.contains("pa%zz"), "{e}");
     }
 
     #[test]

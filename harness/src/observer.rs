@@ -1,5 +1,7 @@
 //! The observer: subscribes at QoS 1 and records every publish (topic, payload, retain, QoS, arrival time) as a
-//! topic tree and a per-topic history. Waits fail with what arrived instead.
+//! topic tree and a per-topic history, plus a timeline of everything it received and published (the evidence of a
+//! failed scenario). Waits fail with what arrived instead. It reaches the broker through a [`Link`], so a broker
+//! without TCP_NODELAY never waits for its ACKs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,6 +12,7 @@ use anyhow::{bail, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 
 use crate::broker::BrokerTarget;
+use crate::quickack::Link;
 
 /// One recorded publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,10 +35,29 @@ impl Seen {
     }
 }
 
+/// Which way a message went, seen from the rig.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The broker delivered it to the observer.
+    Received,
+    /// The rig published it.
+    Published,
+}
+
+/// One entry of the observer's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub topic: String,
+    pub seen: Seen,
+    pub direction: Direction,
+}
+
 #[derive(Default)]
 struct Record {
     tree: BTreeMap<String, Seen>,
     history: Vec<(String, Seen)>,
+    /// Everything, never forgotten by [`Observer::clear`].
+    timeline: Vec<Logged>,
 }
 
 /// A recording MQTT client.
@@ -43,6 +65,8 @@ pub struct Observer {
     client: AsyncClient,
     record: Arc<Mutex<Record>>,
     notify: Arc<tokio::sync::Notify>,
+    started: Instant,
+    _link: Link,
 }
 
 static CLIENTS: AtomicU32 = AtomicU32::new(0);
@@ -55,13 +79,13 @@ impl Observer {
             std::process::id(),
             CLIENTS.fetch_add(1, Ordering::SeqCst)
         );
-        let mut opts = MqttOptions::new(id, broker.host.clone(), broker.port);
+        let link = Link::start(broker).await?;
+        let mut opts = MqttOptions::new(id, "127.0.0.1", link.port());
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
         if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
             opts.set_credentials(u.clone(), p.clone());
         }
-        opts.set_transport(broker.transport()?);
         let (client, mut eventloop) = AsyncClient::new(opts, 1000);
         let mut net = NetworkOptions::new();
         net.set_tcp_nodelay(true);
@@ -108,7 +132,12 @@ impl Observer {
                                 seen.retain |= prev.retain && prev.payload == seen.payload;
                             }
                             rec.tree.insert(p.topic.clone(), seen.clone());
-                            rec.history.push((p.topic, seen));
+                            rec.history.push((p.topic.clone(), seen.clone()));
+                            rec.timeline.push(Logged {
+                                topic: p.topic,
+                                seen,
+                                direction: Direction::Received,
+                            });
                         }
                         n.notify_waiters();
                     }
@@ -123,16 +152,25 @@ impl Observer {
                 }
             }
         });
+        let why = |e: String| match link.last_error() {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e,
+        };
         match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
             Ok(Ok(Ok(()))) => Ok(Observer {
                 client,
                 record,
                 notify,
+                started,
+                _link: link,
             }),
-            Ok(Ok(Err(e))) => bail!("observer cannot connect to {}: {e}", broker.uri()),
+            Ok(Ok(Err(e))) => bail!("observer cannot connect to {}: {}", broker.uri(), why(e)),
             _ => bail!(
-                "observer: no subscription acknowledgement from {} within 10 s",
-                broker.uri()
+                "observer: no subscription acknowledgement from {} within 10 s{}",
+                broker.uri(),
+                link.last_error()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -162,14 +200,16 @@ impl Observer {
             .unwrap_or_default()
     }
 
-    /// Forgets everything recorded so far.
+    /// Forgets the tree and the history recorded so far (the timeline stays: it is the evidence).
     pub fn clear(&self) {
         if let Ok(mut r) = self.record.lock() {
-            *r = Record::default();
+            r.tree.clear();
+            r.history.clear();
         }
     }
 
-    async fn changed(&self) {
+    /// Returns when something arrives (25 ms at most).
+    pub async fn changed(&self) {
         let _ = tokio::time::timeout(Duration::from_millis(25), self.notify.notified()).await;
     }
 
@@ -222,10 +262,35 @@ impl Observer {
     }
 
     pub async fn publish(&self, topic: &str, payload: &[u8], retain: bool) -> Result<()> {
+        if let Ok(mut rec) = self.record.lock() {
+            rec.timeline.push(Logged {
+                topic: topic.to_string(),
+                seen: Seen {
+                    payload: String::from_utf8_lossy(payload).into_owned(),
+                    retain,
+                    qos: 1,
+                    at: self.started.elapsed(),
+                },
+                direction: Direction::Published,
+            });
+        }
         self.client
             .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
             .await?;
         Ok(())
+    }
+
+    /// When the observer started: the zero of every [`Seen::at`].
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Everything received and published so far, in order (not forgotten by [`Observer::clear`]).
+    pub fn timeline(&self) -> Vec<Logged> {
+        self.record
+            .lock()
+            .map(|r| r.timeline.clone())
+            .unwrap_or_default()
     }
 
     pub async fn disconnect(&self) {

@@ -309,6 +309,14 @@ impl Board for SerialBoard {
     fn http_base(&self) -> Option<String> {
         self.inventory.http.as_ref().map(|h| format!("http://{h}"))
     }
+
+    fn started(&self) -> Option<Instant> {
+        Some(self.started)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} on {}", self.inventory.name, self.port.display())
+    }
 }
 
 impl Drop for SerialBoard {

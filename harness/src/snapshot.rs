@@ -105,6 +105,14 @@ pub fn snapshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../features/snapshots")
 }
 
+/// The text a named snapshot holds (without insta's header), if there is one.
+pub fn stored(name: &str) -> Option<String> {
+    let file = std::fs::read_to_string(snapshot_dir().join(format!("{name}.snap"))).ok()?;
+    // The header is `---`, metadata lines, `---`; the snapshot follows.
+    let body = file.strip_prefix("---\n")?.split_once("\n---\n")?.1;
+    Some(body.trim_end_matches('\n').to_string())
+}
+
 /// Asserts `text` against the named snapshot.
 pub fn assert_snapshot(name: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
@@ -145,6 +153,16 @@ mod tests {
             v,
             serde_json::json!({"heap_total_free": "[redacted]", "dev": {"sw": "[redacted]", "ids": ["n"]}})
         );
+    }
+
+    #[test]
+    fn stored_snapshots_read_without_their_header() {
+        let text = stored("device-info-hardware").expect("a snapshot the suite uses");
+        assert!(
+            text.starts_with('{') && text.contains("chip_model"),
+            "{text}"
+        );
+        assert_eq!(stored("no-such-snapshot"), None);
     }
 
     #[test]

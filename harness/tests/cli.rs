@@ -80,8 +80,9 @@ fn live_device_commands() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
+    // The host's clock: no time server here, and a board without time does not start its automatic cycles.
     let mut board = Command::new(harness::board::default_board_bin())
-        .arg("--state-dir")
+        .args(["--limits", "host", "--state-dir"])
         .arg(&dir)
         .arg("--config")
         .arg(dir.join("c.json"))

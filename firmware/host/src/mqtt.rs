@@ -1,7 +1,10 @@
 //! How the virtual board reaches a broker: tokio TCP (TLS with rustls for `mqtts://`), adapted to
 //! `embedded-io-async` for the shared MQTT driver (`meter_shell::mqtt`), which the ESP32-C3 runs over embassy-net.
 
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -9,7 +12,7 @@ use embedded_io_adapters::tokio_1::FromTokio;
 use meter_core::MqttSettings;
 use meter_shell::mqtt::Network;
 use meter_shell::Clock;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -42,6 +45,7 @@ async fn open(s: &MqttSettings) -> Result<Box<dyn Stream>> {
         .with_context(|| format!("cannot connect to {}:{}", s.host, s.port))?;
     // Small control messages must not wait for Nagle + delayed ACK (~40 ms each way on loopback).
     tcp.set_nodelay(true).context("TCP_NODELAY")?;
+    let tcp = QuickAck::new(tcp);
     match tls {
         None => Ok(Box::new(tcp)),
         Some(tls) => {
@@ -53,6 +57,69 @@ async fn open(s: &MqttSettings) -> Result<Box<dyn Stream>> {
                 .with_context(|| format!("TLS handshake with {}:{}", s.host, s.port))?;
             Ok(Box::new(stream))
         }
+    }
+}
+
+/// A broker without TCP_NODELAY (Debian's mosquitto by default) sends a small packet only once the previous one is
+/// acknowledged, and Linux delays ACKs up to 40 ms: every burst of PUBACKs to the board then stalls. The board
+/// acknowledges at once instead: TCP_QUICKACK, re-armed after each read (the kernel drops out of quick-ACK mode by
+/// itself).
+struct QuickAck(TcpStream);
+
+impl QuickAck {
+    fn new(tcp: TcpStream) -> QuickAck {
+        arm(&tcp);
+        QuickAck(tcp)
+    }
+}
+
+fn arm(tcp: &TcpStream) {
+    let on: nix::libc::c_int = 1;
+    // SAFETY: a valid socket descriptor (the stream owns it) and a c_int option value of the size given.
+    let _ = unsafe {
+        nix::libc::setsockopt(
+            tcp.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_QUICKACK,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of_val(&on) as nix::libc::socklen_t,
+        )
+    };
+}
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            arm(&self.0);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -1,7 +1,10 @@
 //! Runs the Gherkin suite: one World per scenario, on virtual boards (concurrent, one broker) or on one real board
-//! from the inventory (one scenario at a time); `--shard i/n` splits a suite over several runners.
+//! from the inventory (one scenario at a time); `--shard i/n` splits a suite over several runners. A failed scenario
+//! is retried on a fresh board (`--retries N`); what happened is collected ([`collector`]) into a
+//! [`RunRecord`]: the terminal summary, the evidence folders, the JUnit file and the HTML report come from it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -9,8 +12,11 @@ use cucumber::{writer, World as _, WriterExt as _};
 
 use crate::broker::BrokerTarget;
 use crate::inventory::Inventory;
+use crate::results::{Outcome, RunRecord};
 use crate::tags::Expr;
 use crate::world::{set_context, Rig, RunContext};
+
+mod collector;
 
 /// Options of one suite run.
 #[derive(Debug, Clone)]
@@ -20,11 +26,41 @@ pub struct SuiteOptions {
     pub root: PathBuf,
     pub features: Vec<PathBuf>,
     pub tags: Option<Expr>,
+    /// Write JUnit XML here.
     pub junit: Option<PathBuf>,
+    /// Write the HTML report here.
+    pub report: Option<PathBuf>,
+    /// Evidence folders of failed scenarios go here (none: not written).
+    pub evidence: Option<PathBuf>,
+    /// Reruns of a failed scenario, each on a fresh board.
+    pub retries: usize,
     pub concurrency: usize,
     /// A real board instead of virtual ones.
     pub board: Option<Inventory>,
     pub shard: Option<Shard>,
+    /// Names this run's main topics (`<base>_s<seed>x<n>`): the same seed gives the same topics.
+    pub seed: u64,
+}
+
+impl SuiteOptions {
+    /// The whole suite on virtual boards, no reports, no retries.
+    pub fn new(broker: BrokerTarget, board_bin: PathBuf, root: PathBuf) -> SuiteOptions {
+        SuiteOptions {
+            broker,
+            board_bin,
+            root,
+            features: Vec::new(),
+            tags: None,
+            junit: None,
+            report: None,
+            evidence: None,
+            retries: 0,
+            concurrency: 8,
+            board: None,
+            shard: None,
+            seed: u64::from(std::process::id()),
+        }
+    }
 }
 
 /// Runner `index` (1-based) of `count` takes the scenarios whose stable hash falls to it.
@@ -71,8 +107,15 @@ impl Shard {
 /// The outcome of a run.
 #[derive(Debug, Clone)]
 pub struct SuiteResult {
-    pub failed: bool,
     pub wall: Duration,
+    pub record: RunRecord,
+}
+
+impl SuiteResult {
+    /// What the exit code says.
+    pub fn outcome(&self) -> Outcome {
+        self.record.outcome()
+    }
 }
 
 fn tags_of(
@@ -87,23 +130,103 @@ fn tags_of(
         .collect()
 }
 
-/// Runs the features; prints progress and a summary on stdout, writes JUnit when asked.
-pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
-    if !opts.board_bin.exists() {
+/// What a reader of the report needs to reproduce the run.
+fn properties(opts: &SuiteOptions) -> Vec<(String, String)> {
+    let board = match &opts.board {
+        Some(inv) => format!(
+            "{} ({})",
+            inv.name,
+            inv.port
+                .as_ref()
+                .map_or("by USB serial number".into(), |p| p.display().to_string())
+        ),
+        None => format!("virtual ({})", opts.board_bin.display()),
+    };
+    let mut p = vec![
+        ("board".to_string(), board),
+        ("broker".to_string(), opts.broker.describe()),
+        ("seed".to_string(), opts.seed.to_string()),
+        ("retries".to_string(), opts.retries.to_string()),
+        ("hil".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ];
+    if let Some(sh) = opts.shard {
+        p.push(("shard".into(), format!("{}/{}", sh.index, sh.count)));
+    }
+    p
+}
+
+/// Empties an evidence folder the rig made before (it carries a marker), so it shows this run only.
+fn prepare_evidence(dir: &Path) -> Result<()> {
+    let marker = dir.join(".hil-evidence");
+    if marker.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        &marker,
+        "evidence of failed hil scenarios; emptied at the start of each run\n",
+    )
+    .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(())
+}
+
+/// What must hold before any scenario runs: the board program exists and the broker answers.
+async fn setup(opts: &SuiteOptions) -> Result<()> {
+    if opts.board.is_none() && !opts.board_bin.exists() {
         anyhow::bail!(
             "board program {} not found: build it with `cargo build --release -p virtual-board` (or pass --board-bin)",
             opts.board_bin.display()
         );
     }
-    opts.broker.check_reachable().await?;
+    opts.broker.check_reachable().await
+}
+
+/// Writes the JUnit file and the HTML report the options ask for.
+fn write_reports(opts: &SuiteOptions, record: &RunRecord) -> Result<()> {
+    if let Some(path) = &opts.junit {
+        std::fs::write(path, crate::junit::xml(record))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("junit: {}", path.display());
+    }
+    if let Some(path) = &opts.report {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::write(path, crate::report::html(record, dir))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs the features; prints progress and a summary on stdout, writes evidence, JUnit and the report when asked.
+/// A run that cannot start (no board program, no broker) is a result too: an infrastructure error.
+pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
+    let started = Instant::now();
+    let mut record = RunRecord::new();
+    record.properties = properties(&opts);
+    if let Err(e) = setup(&opts).await {
+        record.setup_error = Some(format!("{e:#}"));
+        record.wall = started.elapsed();
+        write_reports(&opts, &record)?;
+        return Ok(SuiteResult {
+            wall: record.wall,
+            record,
+        });
+    }
+    if let Some(dir) = &opts.evidence {
+        prepare_evidence(dir)?;
+        record.evidence_root = Some(dir.clone());
+    }
     set_context(RunContext {
         broker: opts.broker.clone(),
         board_bin: opts.board_bin.clone(),
         root: opts.root.clone(),
         timeout: Duration::from_secs(if opts.board.is_some() { 60 } else { 15 }),
         serial: opts.board.clone(),
+        seed: opts.seed,
     });
-    let started = Instant::now();
     let tags = opts.tags.clone();
     let shard = opts.shard;
     let filter = move |f: &cucumber::gherkin::Feature,
@@ -123,50 +246,43 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
     } else {
         opts.features.clone()
     };
-    let mut failed = false;
+    let collector = collector::Collector {
+        store: Arc::new(Mutex::new(collector::Collected::default())),
+        evidence_root: opts.evidence.clone(),
+        root: opts.root.clone(),
+    };
     for input in inputs {
-        let cucumber = Rig::cucumber()
+        let terminal = writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
+            .summarized()
+            .normalized();
+        Rig::cucumber()
             .max_concurrent_scenarios(concurrency)
-            .fail_on_skipped();
-        let writer_failed = match &opts.junit {
-            Some(path) => {
-                let file = std::fs::File::create(path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                let w = cucumber
-                    .with_writer(
-                        writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
-                            .summarized()
-                            .tee::<Rig, _>(writer::JUnit::for_tee(file, 0))
-                            .normalized(),
-                    )
-                    // After with_writer (it resets them): no CLI parsing, hil owns the command line.
-                    .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
-                    // An undefined step is a failure, not a skip.
-                    .fail_on_skipped()
-                    .filter_run(input, filter.clone())
-                    .await;
-                cucumber::writer::Stats::execution_has_failed(&w)
-            }
-            None => {
-                let w = cucumber
-                    .with_writer(
-                        writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
-                            .summarized()
-                            .normalized(),
-                    )
-                    .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
-                    // An undefined step is a failure, not a skip.
-                    .fail_on_skipped()
-                    .filter_run(input, filter.clone())
-                    .await;
-                cucumber::writer::Stats::execution_has_failed(&w)
-            }
-        };
-        failed |= writer_failed;
+            .retries((opts.retries > 0).then_some(opts.retries))
+            .with_writer(terminal.tee::<Rig, _>(collector.clone()))
+            // After with_writer (it resets them): no CLI parsing, hil owns the command line.
+            .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+            // An undefined step is a failure, not a skip.
+            .fail_on_skipped()
+            .filter_run(input, filter.clone())
+            .await;
     }
+    {
+        let mut store = collector
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the result collector panicked"))?;
+        record.scenarios = std::mem::take(&mut store.scenarios);
+        record.problems = std::mem::take(&mut store.problems);
+    }
+    if let Some(fw) = crate::world::firmware_seen() {
+        record.properties.insert(1, ("firmware".into(), fw));
+    }
+    record.wall = started.elapsed();
+    print!("{}", record.summary());
+    write_reports(&opts, &record)?;
     Ok(SuiteResult {
-        failed,
-        wall: started.elapsed(),
+        wall: record.wall,
+        record,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,10 +15,12 @@ use serde_json::{json, Value};
 use crate::board::{Board, VirtualBoard};
 use crate::broker::{BrokerTarget, Cable};
 use crate::inventory::Inventory;
+use crate::inventory::TimeServer;
 use crate::observer::{Observer, Seen};
 use crate::serial_board::SerialBoard;
 use crate::snapshot::Placeholders;
 
+mod record;
 mod steps;
 
 pub use crate::http::request as http_request;
@@ -33,6 +35,8 @@ pub struct RunContext {
     pub timeout: Duration,
     /// A real board (`hil run --board`); None runs a virtual board per scenario.
     pub serial: Option<Inventory>,
+    /// Names the run's main topics.
+    pub seed: u64,
 }
 
 static CONTEXT: OnceLock<RunContext> = OnceLock::new();
@@ -47,6 +51,15 @@ pub(crate) fn ctx() -> &'static RunContext {
 }
 
 static SCENARIOS: AtomicU32 = AtomicU32::new(0);
+
+/// Firmware versions the scenarios' boards reported, and how often.
+static FIRMWARE: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// The firmware version most of the run's boards reported (a JUnit and report property).
+pub fn firmware_seen() -> Option<String> {
+    let seen = FIRMWARE.lock().ok()?;
+    seen.iter().max_by_key(|(_, n)| **n).map(|(v, _)| v.clone())
+}
 
 /// One scenario's resources: its own board, main topic, state dir, cable to the broker and observer.
 #[derive(World, Default)]
@@ -65,6 +78,10 @@ pub struct Rig {
     flash_error: Option<String>,
     /// Console lines before this index are forgotten ('I forget what the console showed').
     console_mark: usize,
+    /// What the scenario's evidence needs that the board and observer do not keep.
+    journal: record::Journal,
+    /// The scenario's network time server (virtual boards take their time from it).
+    sntp: Option<crate::sntp::SntpServer>,
 }
 
 impl std::fmt::Debug for Rig {
@@ -120,6 +137,13 @@ fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
 impl Drop for Rig {
     /// With HIL_CONSOLE_DIR set, each scenario's console capture is kept there (CI uploads it).
     fn drop(&mut self) {
+        let firmware = self.observer.as_ref().and_then(|o| {
+            o.get(&self.t("device/info/firmware_version"))
+                .map(|s| s.payload)
+        });
+        if let (Some(v), Ok(mut seen)) = (firmware, FIRMWARE.lock()) {
+            *seen.entry(v).or_default() += 1;
+        }
         let (Some(dir), Some(board)) = (std::env::var_os("HIL_CONSOLE_DIR"), self.board.as_ref())
         else {
             return;
@@ -178,7 +202,7 @@ impl Rig {
             .unwrap_or("watermeter")
             .to_string();
         // Unique per scenario, same shape (flat stays flat, nested stays nested), HA-safe node id.
-        self.main_topic = format!("{base}_s{}x{n}", std::process::id());
+        self.main_topic = format!("{base}_s{}x{n}", ctx().seed);
         self.node = self
             .main_topic
             .rsplit('/')
@@ -194,17 +218,40 @@ impl Rig {
                 .unwrap_or_default(),
         };
         set_path(&mut config, "mqtt.enabled", json!(true))?;
-        set_path(&mut config, "mqtt.uri", json!(uri))?;
-        if let Some(tls) = &ctx().broker.tls {
-            set_path(&mut config, "mqtt.tls.cacert", json!(tls.ca_pem))?;
-        }
-        if let (Some(u), Some(p)) = (&ctx().broker.username, &ctx().broker.password) {
-            set_path(&mut config, "mqtt.authmode", json!(1))?;
-            set_path(&mut config, "mqtt.username", json!(u))?;
-            set_path(&mut config, "mqtt.password", json!(p))?;
+        // The rig's broker options (credentials, CA, client certificate) reach the board too.
+        for (key, value) in ctx().broker.board_settings(&uri) {
+            if let Value::Object(fields) = value {
+                for (field, v) in fields {
+                    set_path(&mut config, &format!("mqtt.{key}.{field}"), v)?;
+                }
+            } else {
+                set_path(&mut config, &format!("mqtt.{key}"), value)?;
+            }
         }
         set_path(&mut config, "mqtt.maintopic", json!(self.main_topic))?;
         set_path(&mut config, "mqtt.clientid", json!(self.node))?;
+        // A virtual board has no time until network time gives it some: the rig serves it. A board from an
+        // inventory uses what its `timeserver` says (the lab network's server unless told otherwise).
+        let serve = match &ctx().serial {
+            None => Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            Some(inv) => match inv.time_server()? {
+                TimeServer::Config => None,
+                TimeServer::Rig(ip) => Some(ip),
+                TimeServer::At(host) => {
+                    set_path(&mut config, "network.time.ntp.timeserver", json!(host))?;
+                    None
+                }
+            },
+        };
+        if let Some(ip) = serve {
+            let sntp = crate::sntp::SntpServer::start_on(ip)?;
+            set_path(
+                &mut config,
+                "network.time.ntp.timeserver",
+                json!(sntp.address()),
+            )?;
+            self.sntp = Some(sntp);
+        }
         self.config = Some(config);
         Ok(())
     }
@@ -226,24 +273,39 @@ impl Rig {
             format!("{}/#", self.main_topic),
             format!("{prefix}/+/{}/#", self.node),
         ];
-        self.observer = Some(Observer::connect(&ctx().broker, &filters).await?);
+        let obs = match Observer::connect(&ctx().broker, &filters).await {
+            Ok(obs) => obs,
+            Err(e) => return Err(self.infrastructure("the rig cannot watch the broker", e)),
+        };
+        self.replace_observer(obs);
         let bin = ctx().board_bin.clone();
-        self.board = Some(match &ctx().serial {
-            None => Box::new(tokio::task::block_in_place(|| {
-                VirtualBoard::start(&bin, &dir, Some(&config))
-            })?),
-            Some(inv) => Box::new(tokio::task::block_in_place(|| {
-                configure_serial(inv, &config)
-            })?),
-        });
-        self.wait_for("device/status/connection", "online").await?;
+        let board: Result<Box<dyn Board>> = match &ctx().serial {
+            None => tokio::task::block_in_place(|| VirtualBoard::start(&bin, &dir, Some(&config)))
+                .map(|mut b| {
+                    b.watch_lines();
+                    Box::new(b) as Box<dyn Board>
+                })
+                .map_err(Into::into),
+            Some(inv) => tokio::task::block_in_place(|| configure_serial(inv, &config))
+                .map(|b| Box::new(b) as Box<dyn Board>),
+        };
+        match board {
+            Ok(b) => self.board = Some(b),
+            Err(e) => return Err(self.infrastructure("the board did not start", e)),
+        }
+        if let Err(e) = self.wait_for("device/status/connection", "online").await {
+            return Err(self.infrastructure("the board did not come online", e));
+        }
         Ok(())
     }
 
-    async fn wait_for(&self, rel: &str, payload: &str) -> Result<Seen> {
-        self.obs()?
-            .wait_for(&self.t(rel), payload, ctx().timeout)
-            .await
+    /// Waits for a topic (relative to the main topic) to read `payload`.
+    async fn wait_for(&mut self, rel: &str, payload: &str) -> Result<Seen> {
+        let topic = self.t(rel);
+        self.wait_topic(&topic, &format!("read {payload:?}"), false, |s| {
+            s.payload == payload
+        })
+        .await
     }
 
     fn counter(&self) -> u64 {
@@ -260,8 +322,10 @@ impl Rig {
 
     fn console(&mut self, line: &str) -> Result<String> {
         let timeout = ctx().timeout;
-        let board = self.board()?;
-        let reply = tokio::task::block_in_place(|| board.console(line, timeout))?;
+        self.console_sent(line);
+        let reply = self.on_board("the board did not answer its console", |b| {
+            b.console(line, timeout)
+        })?;
         self.console_reply = reply.clone();
         Ok(reply)
     }
@@ -282,9 +346,23 @@ impl Rig {
             .http_base()
             .ok_or_else(|| anyhow!("board has no HTTP endpoint"))?;
         let addr = base.trim_start_matches("http://").to_string();
-        let (method, path, body) = (method.to_string(), path.to_string(), body.to_string());
-        self.http = tokio::task::spawn_blocking(move || http_request(&addr, &method, &path, &body))
-            .await??;
+        let (at, took) = (self.now(), std::time::Instant::now());
+        let (m, p, b) = (method.to_string(), path.to_string(), body.to_string());
+        let result = tokio::task::spawn_blocking(move || http_request(&addr, &m, &p, &b)).await?;
+        let (status, response) = match &result {
+            Ok((status, text)) => (*status, text.clone()),
+            Err(e) => (0, format!("{e:#}")),
+        };
+        self.http_exchange(crate::evidence::HttpExchange {
+            at,
+            method: method.to_string(),
+            path: path.to_string(),
+            request: body.to_string(),
+            status,
+            response,
+            took: took.elapsed(),
+        });
+        self.http = result?;
         Ok(())
     }
 

@@ -2,40 +2,57 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
 use cucumber::{then, when};
 
+use super::Step;
 use crate::world::{ctx, Rig};
 
 #[when(expr = "I type {string} on the console")]
-async fn type_console(w: &mut Rig, line: String) -> Result<()> {
-    w.console(&line).map(|_| ())
+async fn type_console(w: &mut Rig, line: String) -> Step {
+    let reply = w.console(&line)?;
+    w.console_refused(&line, &reply);
+    Ok(())
+}
+
+/// Checks the last console reply with `ok`.
+fn reply_check(w: &mut Rig, how: &str, text: &str, ok: impl Fn(&str) -> bool) -> Step {
+    w.console_checked();
+    w.expect(
+        format!("the console reply {how} {text:?}"),
+        None,
+        text.into(),
+    );
+    let reply = w.console_reply.clone();
+    if !ok(&reply) {
+        w.saw(reply.clone());
+        fail!("console replied {reply:?}, expected it to {how} {text:?}");
+    }
+    Ok(())
 }
 
 #[then(expr = "the console reply is {string}")]
-async fn console_reply_is(w: &mut Rig, expected: String) -> Result<()> {
-    if w.console_reply != expected {
-        bail!(
-            "console replied {:?}, expected {expected:?}",
-            w.console_reply
-        );
-    }
-    Ok(())
+async fn console_reply_is(w: &mut Rig, expected: String) -> Step {
+    reply_check(w, "be", &expected, |r| r == expected)
 }
 
 #[then(expr = "the console reply starts with {string}")]
-async fn console_reply_starts(w: &mut Rig, prefix: String) -> Result<()> {
-    if !w.console_reply.starts_with(&prefix) {
-        bail!(
-            "console replied {:?}, expected it to start with {prefix:?}",
-            w.console_reply
-        );
-    }
-    Ok(())
+async fn console_reply_starts(w: &mut Rig, prefix: String) -> Step {
+    reply_check(w, "start with", &prefix, |r| r.starts_with(&prefix))
+}
+
+#[then(expr = "the console reply contains {string}")]
+async fn console_reply_contains(w: &mut Rig, text: String) -> Step {
+    reply_check(w, "contain", &text, |r| r.contains(&text))
 }
 
 #[then(expr = "the console shows an error containing {string}")]
-async fn console_error(w: &mut Rig, text: String) -> Result<()> {
+async fn console_error(w: &mut Rig, text: String) -> Step {
+    w.console_checked();
+    w.expect(
+        format!("the console shows an error containing {text:?}"),
+        None,
+        text.clone(),
+    );
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
         if w.console_reply.starts_with("err ") && w.console_reply.contains(&text) {
@@ -48,10 +65,13 @@ async fn console_error(w: &mut Rig, text: String) -> Result<()> {
         if hit {
             return Ok(());
         }
-        if std::time::Instant::now() > deadline {
+        let known = w.known_outcome(None, false);
+        if known.is_some() || std::time::Instant::now() > deadline {
             let tail: Vec<String> = log.iter().rev().take(8).map(|(_, l)| l.clone()).collect();
-            bail!(
-                "no console error containing {text:?}; last reply {:?}; last lines {tail:?}",
+            w.saw(format!("last reply {:?}", w.console_reply));
+            fail!(
+                "no console error containing {text:?}{}; last reply {:?}; last lines {tail:?}",
+                known.map(|k| format!(" ({k})")).unwrap_or_default(),
                 w.console_reply
             );
         }
@@ -60,7 +80,12 @@ async fn console_error(w: &mut Rig, text: String) -> Result<()> {
 }
 
 #[then(expr = "the console log contains {string}")]
-async fn console_log_contains(w: &mut Rig, text: String) -> Result<()> {
+async fn console_log_contains(w: &mut Rig, text: String) -> Step {
+    w.expect(
+        format!("the console log contains {text:?}"),
+        None,
+        text.clone(),
+    );
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
         if w.board()?
@@ -70,21 +95,30 @@ async fn console_log_contains(w: &mut Rig, text: String) -> Result<()> {
         {
             return Ok(());
         }
+        let known = w.known_outcome(None, false);
+        if let Some(why) = known {
+            fail!("the console never showed {text:?}, and cannot now: {why}");
+        }
         if std::time::Instant::now() > deadline {
-            bail!("the console never showed {text:?}");
+            fail!("the console never showed {text:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[when("I forget what the console showed")]
-async fn forget_console(w: &mut Rig) -> Result<()> {
+async fn forget_console(w: &mut Rig) -> Step {
     w.console_mark = w.board()?.console_capture().len();
     Ok(())
 }
 
 #[then(expr = "the console log does not contain {string}")]
-async fn console_log_lacks(w: &mut Rig, text: String) -> Result<()> {
+async fn console_log_lacks(w: &mut Rig, text: String) -> Step {
+    w.expect(
+        format!("the console log does not contain {text:?}"),
+        None,
+        text.clone(),
+    );
     let mark = w.console_mark;
     if let Some((_, line)) = w
         .board()?
@@ -93,18 +127,8 @@ async fn console_log_lacks(w: &mut Rig, text: String) -> Result<()> {
         .skip(mark)
         .find(|(_, l)| l.contains(&text))
     {
-        bail!("the console showed {text:?}: {line:?}");
-    }
-    Ok(())
-}
-
-#[then(expr = "the console reply contains {string}")]
-async fn console_reply_contains(w: &mut Rig, text: String) -> Result<()> {
-    if !w.console_reply.contains(&text) {
-        bail!(
-            "console replied {:?}, expected it to contain {text:?}",
-            w.console_reply
-        );
+        w.saw(line.clone());
+        fail!("the console showed {text:?}: {line:?}");
     }
     Ok(())
 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use cucumber::{then, when};
 
+use super::Step;
 use crate::app_image::{self, ImageSpec};
 use crate::board::{BoardError, FlashHow};
 use crate::world::{ctx, Rig};
@@ -47,12 +48,22 @@ impl Rig {
     }
 
     fn flash_file(&mut self, path: &std::path::Path, how: &FlashHow) -> Result<(), BoardError> {
+        self.action(format!("flash {}", path.display()));
         if let Some(obs) = &self.observer {
             // What the board says from now on is about the new image.
             obs.clear();
         }
         let board = self.board.as_deref_mut().ok_or(BoardError::PoweredOff)?;
         tokio::task::block_in_place(|| board.flash_with(path, how)).map(|_| ())
+    }
+}
+
+/// A flash that had to work: a failure to reach or drive the chip is the infrastructure's.
+fn flashed_ok(w: &mut Rig, result: Result<(), BoardError>) -> Step {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_infrastructure() => Err(w.infrastructure("flashing failed", e).into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -63,56 +74,59 @@ fn spec(version: &str) -> ImageSpec {
 }
 
 #[when(expr = "the board is flashed with {string}")]
-async fn flashed_with_file(w: &mut Rig, path: String) -> Result<()> {
-    w.flash_file(&ctx().root.join(&path), &FlashHow::default())?;
-    Ok(())
+async fn flashed_with_file(w: &mut Rig, path: String) -> Step {
+    let result = w.flash_file(&ctx().root.join(&path), &FlashHow::default());
+    flashed_ok(w, result)
 }
 
 #[when(expr = "the board is flashed with an app image of version {string}")]
-async fn flashed(w: &mut Rig, version: String) -> Result<()> {
-    w.flash_image(&spec(&version), false, FlashHow::default())?;
-    Ok(())
+async fn flashed(w: &mut Rig, version: String) -> Step {
+    let result = w.flash_image(&spec(&version), false, FlashHow::default());
+    flashed_ok(w, result)
 }
 
 #[when(
     expr = "the board is flashed through the ROM loader only with an app image of version {string}"
 )]
-async fn flashed_no_stub(w: &mut Rig, version: String) -> Result<()> {
+async fn flashed_no_stub(w: &mut Rig, version: String) -> Step {
     let how = FlashHow {
         no_stub: true,
         ..FlashHow::default()
     };
-    w.flash_image(&spec(&version), false, how)?;
-    Ok(())
+    let result = w.flash_image(&spec(&version), false, how);
+    flashed_ok(w, result)
 }
 
 #[when(
     expr = "the board is flashed, checks bypassed, with a corrupted app image of version {string}"
 )]
-async fn flashed_corrupt(w: &mut Rig, version: String) -> Result<()> {
+async fn flashed_corrupt(w: &mut Rig, version: String) -> Step {
     let how = FlashHow {
         force: true,
         ..FlashHow::default()
     };
-    w.flash_image(&spec(&version), true, how)?;
-    Ok(())
+    let result = w.flash_image(&spec(&version), true, how);
+    flashed_ok(w, result)
 }
 
 #[when(expr = "the board loses power while being flashed with an app image of version {string}")]
-async fn power_cut_mid_flash(w: &mut Rig, version: String) -> Result<()> {
+async fn power_cut_mid_flash(w: &mut Rig, version: String) -> Step {
     let how = FlashHow {
         cut_power_after_blocks: Some(3),
         ..FlashHow::default()
     };
     match w.flash_image(&spec(&version), false, how) {
         Err(BoardError::PoweredOff) => Ok(()),
-        Ok(()) => bail!("the flash finished before the power cut: the image is too small to cut"),
-        Err(e) => Err(anyhow!("the flash failed before the power cut: {e}")),
+        Ok(()) => fail!("the flash finished before the power cut: the image is too small to cut"),
+        Err(e) if e.is_infrastructure() => Err(w
+            .infrastructure("the flash failed before the power cut", e)
+            .into()),
+        Err(e) => fail!("the flash failed before the power cut: {e}"),
     }
 }
 
 #[when(expr = "I flash the board with an {word} app image of version {string}")]
-async fn flash_other_chip(w: &mut Rig, chip: String, version: String) -> Result<()> {
+async fn flash_other_chip(w: &mut Rig, chip: String, version: String) -> Step {
     let mut spec = spec(&version);
     spec.chip_id = app_image::chip_id(&chip).ok_or_else(|| anyhow!("unknown chip {chip}"))?;
     w.flash_error = match w.flash_image(&spec, false, FlashHow::default()) {
@@ -123,32 +137,32 @@ async fn flash_other_chip(w: &mut Rig, chip: String, version: String) -> Result<
 }
 
 #[then(expr = "flashing is refused with {string}")]
-async fn flash_refused(w: &mut Rig, text: String) -> Result<()> {
+async fn flash_refused(w: &mut Rig, text: String) -> Step {
     match &w.flash_error {
         Some(e) if e.contains(&text) => Ok(()),
-        Some(e) => bail!("flashing was refused, but with {e:?}"),
-        None => bail!("flashing was not refused"),
+        Some(e) => fail!("flashing was refused, but with {e:?}"),
+        None => fail!("flashing was not refused"),
     }
 }
 
 #[then(expr = "the board stays offline for {int} ms")]
-async fn stays_offline(w: &mut Rig, ms: u64) -> Result<()> {
+async fn stays_offline(w: &mut Rig, ms: u64) -> Step {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     let topic = w.t("device/status/connection");
     let obs = w.obs()?;
     if obs.history_of(&topic).iter().any(|s| s.payload == "online") {
-        bail!("the board came online");
+        fail!("the board came online");
     }
     Ok(())
 }
 
 #[then("the board does not answer on the console")]
-async fn console_silent(w: &mut Rig) -> Result<()> {
+async fn console_silent(w: &mut Rig) -> Step {
     let board = w.board()?;
     let quick = Duration::from_millis(500).min(ctx().timeout);
     match tokio::task::block_in_place(|| board.console("status", quick)) {
         Err(BoardError::ConsoleTimeout { .. }) => Ok(()),
-        Ok(reply) => bail!("the console answered {reply:?}: an app is running"),
+        Ok(reply) => fail!("the console answered {reply:?}: an app is running"),
         Err(e) => Err(e.into()),
     }
 }

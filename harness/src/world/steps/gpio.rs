@@ -2,52 +2,80 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
 use cucumber::{given, then, when};
 
+use super::Step;
 use crate::world::{ctx, Rig};
 
+fn word(high: bool) -> &'static str {
+    if high {
+        "high"
+    } else {
+        "low"
+    }
+}
+
 #[when(expr = "I set input GPIO {int} {word}")]
-async fn set_input(w: &mut Rig, pin: u8, level: String) -> Result<()> {
+async fn set_input(w: &mut Rig, pin: u8, level: String) -> Step {
     let high = match level.as_str() {
         "high" => true,
         "low" => false,
-        other => bail!("level '{other}' is neither high nor low"),
+        other => fail!("level '{other}' is neither high nor low"),
     };
-    let board = w.board()?;
-    tokio::task::block_in_place(|| board.drive_input(pin, high)).map_err(Into::into)
+    w.gpio_event(format!("drive input GPIO {pin} {level}"));
+    w.on_board("the rig cannot drive the board's GPIO line", |b| {
+        b.drive_input(pin, high)
+    })?;
+    Ok(())
 }
 
 #[given(expr = "GPIO {int} is jumpered to GPIO {int}")]
-async fn jumpered(w: &mut Rig, from: u8, to: u8) -> Result<()> {
-    let board = w.board()?;
-    tokio::task::block_in_place(|| board.jumper(from, to))?;
+async fn jumpered(w: &mut Rig, from: u8, to: u8) -> Step {
+    w.gpio_event(format!("jumper GPIO {from} -> GPIO {to}"));
+    w.on_board("the rig cannot place the jumper", |b| b.jumper(from, to))?;
     Ok(())
 }
 
 #[then(expr = "GPIO {int} is {word}")]
-async fn gpio_level(w: &mut Rig, pin: u8, level: String) -> Result<()> {
+async fn gpio_level(w: &mut Rig, pin: u8, level: String) -> Step {
     let want = level == "high";
+    w.expect(format!("GPIO {pin} is {level}"), None, level.clone());
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
-        let board = w.board()?;
-        let (high, _) = tokio::task::block_in_place(|| board.read_output(pin))?;
+        let (high, _) = w.on_board("the rig cannot read the board's GPIO line", |b| {
+            b.read_output(pin)
+        })?;
         if high == want {
+            w.gpio_event(format!("read output GPIO {pin}: {}", word(high)));
             return Ok(());
         }
-        if std::time::Instant::now() > deadline {
-            bail!("GPIO {pin} stayed {}", if high { "high" } else { "low" });
+        let known = w.known_outcome(None, true);
+        if known.is_some() || std::time::Instant::now() > deadline {
+            w.gpio_event(format!("read output GPIO {pin}: {}", word(high)));
+            w.saw(word(high));
+            match known {
+                Some(why) => fail!("GPIO {pin} is {} and cannot change now: {why}", word(high)),
+                None => fail!("GPIO {pin} stayed {}", word(high)),
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[then(expr = "GPIO {int} has PWM duty {int}")]
-async fn gpio_duty(w: &mut Rig, pin: u8, duty: u32) -> Result<()> {
-    let board = w.board()?;
-    let (_, d) = tokio::task::block_in_place(|| board.read_output(pin))?;
+async fn gpio_duty(w: &mut Rig, pin: u8, duty: u32) -> Step {
+    w.expect(
+        format!("GPIO {pin} has PWM duty {duty}"),
+        None,
+        duty.to_string(),
+    );
+    let (_, d) = w.on_board("the rig cannot read the board's GPIO line", |b| {
+        b.read_output(pin)
+    })?;
+    w.gpio_event(format!("read output GPIO {pin}: duty {d:?}"));
     if d != Some(duty) {
-        bail!("GPIO {pin} has PWM duty {d:?}, expected {duty}");
+        w.saw(format!("{d:?}"));
+        fail!("GPIO {pin} has PWM duty {d:?}, expected {duty}");
     }
     Ok(())
 }

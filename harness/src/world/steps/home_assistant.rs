@@ -2,16 +2,21 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use cucumber::then;
 use serde_json::Value;
 
-use crate::ha;
-use crate::snapshot;
+use super::{match_snapshot, Step};
 use crate::world::{ctx, Rig};
+use crate::{ha, snapshot};
 
 #[then("the Home Assistant discovery is consistent")]
-async fn ha_consistent(w: &mut Rig) -> Result<()> {
+async fn ha_consistent(w: &mut Rig) -> Step {
+    w.expect(
+        "the Home Assistant discovery is consistent".into(),
+        None,
+        "discovery configs without problems".into(),
+    );
     // A cycle's publishes arrive one after another: the last state topics may still be on their way.
     let deadline = std::time::Instant::now() + ctx().timeout;
     let report = loop {
@@ -21,10 +26,14 @@ async fn ha_consistent(w: &mut Rig) -> Result<()> {
         {
             break report;
         }
+        if let Some(why) = w.known_outcome(None, true) {
+            fail!("discovery is not consistent and cannot become so: {why}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     if report.configs == 0 {
-        bail!("no discovery configs were published under homeassistant/");
+        w.saw("no discovery configs");
+        fail!("no discovery configs were published under homeassistant/");
     }
     if !report.problems.is_empty() {
         let lines: Vec<String> = report
@@ -32,7 +41,8 @@ async fn ha_consistent(w: &mut Rig) -> Result<()> {
             .iter()
             .map(|p| format!("{}: {}", p.config_topic, p.message))
             .collect();
-        bail!("{} discovery problems:\n{}", lines.len(), lines.join("\n"));
+        w.saw(lines.join("\n"));
+        fail!("{} discovery problems:\n{}", lines.len(), lines.join("\n"));
     }
     for (config, cmd, press) in report.commands {
         let next = w.counter() + 1;
@@ -55,43 +65,60 @@ fn discovery_topic(w: &Rig, which: &str) -> Result<String> {
 }
 
 #[then(expr = "the discovery config {string} is published")]
-async fn discovery_published(w: &mut Rig, which: String) -> Result<()> {
+async fn discovery_published(w: &mut Rig, which: String) -> Step {
     let topic = discovery_topic(w, &which)?;
-    w.obs()?
-        .wait_published(&topic, ctx().timeout)
-        .await
-        .map(|_| ())
+    w.expect(
+        format!("the discovery config {which} is published"),
+        Some(topic.clone()),
+        "(published)".into(),
+    );
+    w.wait_topic(&topic, "was published", true, |_| true)
+        .await?;
+    Ok(())
 }
 
 #[then(expr = "the discovery config {string} matches snapshot {string}")]
-async fn discovery_snapshot(w: &mut Rig, which: String, name: String) -> Result<()> {
+async fn discovery_snapshot(w: &mut Rig, which: String, name: String) -> Step {
     let topic = discovery_topic(w, &which)?;
-    let seen = w.obs()?.wait_published(&topic, ctx().timeout).await?;
+    let seen = w
+        .wait_topic(&topic, "was published", true, |_| true)
+        .await?;
     let mut v: Value = serde_json::from_str(&seen.payload)?;
     snapshot::redact_json(&mut v);
-    snapshot::assert_snapshot(
-        &name,
-        &w.placeholders().apply(&serde_json::to_string_pretty(&v)?),
-    );
+    let text = w.placeholders().apply(&serde_json::to_string_pretty(&v)?);
+    let what = format!("the discovery config {which} matches snapshot {name}");
+    match_snapshot(w, what, &name, &text);
     Ok(())
 }
 
 #[then(expr = "the discovery configs match snapshot {string}")]
-async fn discovery_all_snapshot(w: &mut Rig, name: String) -> Result<()> {
-    w.obs()?
-        .wait_published(&discovery_topic(w, "button/cycle_start")?, ctx().timeout)
+async fn discovery_all_snapshot(w: &mut Rig, name: String) -> Step {
+    let first = discovery_topic(w, "button/cycle_start")?;
+    w.wait_topic(&first, "was published", true, |_| true)
         .await?;
     let tree = w.with_retain_flags(w.subtree("homeassistant/")?).await?;
-    snapshot::assert_snapshot(&name, &snapshot::tree_text(&tree, &w.placeholders()));
+    let text = snapshot::tree_text(&tree, &w.placeholders());
+    match_snapshot(
+        w,
+        format!("the discovery configs match snapshot {name}"),
+        &name,
+        &text,
+    );
     Ok(())
 }
 
 #[then("no discovery config is published")]
-async fn no_discovery(w: &mut Rig) -> Result<()> {
+async fn no_discovery(w: &mut Rig) -> Step {
+    w.expect(
+        "no discovery config is published".into(),
+        None,
+        "(none)".into(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let tree = w.subtree("homeassistant/")?;
     if let Some(t) = tree.keys().next() {
-        bail!("discovery config {t} was published although discovery is off");
+        w.saw(t.clone());
+        fail!("discovery config {t} was published although discovery is off");
     }
     Ok(())
 }

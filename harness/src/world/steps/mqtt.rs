@@ -7,27 +7,28 @@ use anyhow::{anyhow, bail, Context, Result};
 use cucumber::{then, when};
 use serde_json::Value;
 
+use super::Step;
 use crate::observer::Observer;
 use crate::world::{ctx, Rig};
 
 #[when(expr = "I publish {string} to {string}")]
-async fn publish_to(w: &mut Rig, payload: String, rel: String) -> Result<()> {
-    w.publish(&rel, payload.as_bytes()).await
+async fn publish_to(w: &mut Rig, payload: String, rel: String) -> Step {
+    Ok(w.publish(&rel, payload.as_bytes()).await?)
 }
 
 #[when(expr = "I publish {string} to the absolute topic {string}")]
-async fn publish_abs(w: &mut Rig, payload: String, topic: String) -> Result<()> {
-    w.obs()?.publish(&topic, payload.as_bytes(), false).await
+async fn publish_abs(w: &mut Rig, payload: String, topic: String) -> Step {
+    Ok(w.obs()?.publish(&topic, payload.as_bytes(), false).await?)
 }
 
 #[when(expr = "I publish an empty payload to {string}")]
-async fn publish_empty(w: &mut Rig, rel: String) -> Result<()> {
-    w.publish(&rel, b"").await
+async fn publish_empty(w: &mut Rig, rel: String) -> Step {
+    Ok(w.publish(&rel, b"").await?)
 }
 
 #[when(expr = "I publish {int} bytes to {string}")]
-async fn publish_bytes(w: &mut Rig, n: usize, rel: String) -> Result<()> {
-    w.publish(&rel, &vec![b'x'; n]).await
+async fn publish_bytes(w: &mut Rig, n: usize, rel: String) -> Step {
+    Ok(w.publish(&rel, &vec![b'x'; n]).await?)
 }
 
 #[when(expr = "I wait {int} ms")]
@@ -36,21 +37,40 @@ async fn wait_ms(_w: &mut Rig, ms: u64) {
 }
 
 #[when("I forget what was published")]
-async fn forget(w: &mut Rig) -> Result<()> {
+async fn forget(w: &mut Rig) -> Step {
     w.obs()?.clear();
     Ok(())
 }
 
 #[then(expr = "topic {string} is {string}")]
-async fn topic_is(w: &mut Rig, rel: String, payload: String) -> Result<()> {
-    w.wait_for(&rel, &payload).await.map(|_| ())
+async fn topic_is(w: &mut Rig, rel: String, payload: String) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("topic '{rel}' is {payload:?}"),
+        Some(topic.clone()),
+        payload.clone(),
+    );
+    w.wait_topic(&topic, &format!("read {payload:?}"), true, |s| {
+        s.payload == payload
+    })
+    .await?;
+    Ok(())
 }
 
-async fn retained_check(w: &Rig, rel: &str, payload: &str, want: bool) -> Result<()> {
-    w.wait_for(rel, payload).await?;
+async fn retained_check(w: &mut Rig, rel: &str, payload: &str, want: bool) -> Result<()> {
+    let topic = w.t(rel);
+    let what = if want { "retained" } else { "not retained" };
+    w.expect(
+        format!("topic '{rel}' is {payload:?} and {what}"),
+        Some(topic.clone()),
+        format!("{payload} ({what})"),
+    );
+    w.wait_topic(&topic, &format!("read {payload:?}"), true, |s| {
+        s.payload == payload
+    })
+    .await?;
     // Only a fresh subscriber sees the retain flag. The device re-asserts its birth 2 s after connecting, so a
     // retained value may settle within 3 s (a late LWT of the previous connection); judge it after that window.
-    let topic = w.t(rel);
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     loop {
         let late = Observer::connect(&ctx().broker, std::slice::from_ref(&topic)).await?;
@@ -65,36 +85,51 @@ async fn retained_check(w: &Rig, rel: &str, payload: &str, want: bool) -> Result
                 tokio::time::sleep(Duration::from_millis(200)).await
             }
             (true, false) => {
+                w.saw(format!("{payload} (not retained)"));
                 bail!("'{topic}' = '{payload}' is not retained (a new subscriber does not get it)")
             }
-            (false, true) => bail!("'{topic}' = '{payload}' is retained but should not be"),
+            (false, true) => {
+                w.saw(format!("{payload} (retained)"));
+                bail!("'{topic}' = '{payload}' is retained but should not be")
+            }
         }
     }
 }
 
 #[then(expr = "topic {string} is {string} and retained")]
-async fn topic_retained(w: &mut Rig, rel: String, payload: String) -> Result<()> {
-    retained_check(w, &rel, &payload, true).await
+async fn topic_retained(w: &mut Rig, rel: String, payload: String) -> Step {
+    Ok(retained_check(w, &rel, &payload, true).await?)
 }
 
 #[then(expr = "topic {string} is {string} and not retained")]
-async fn topic_not_retained(w: &mut Rig, rel: String, payload: String) -> Result<()> {
-    retained_check(w, &rel, &payload, false).await
+async fn topic_not_retained(w: &mut Rig, rel: String, payload: String) -> Step {
+    Ok(retained_check(w, &rel, &payload, false).await?)
 }
 
 #[then(expr = "topic {string} is published")]
-async fn topic_published(w: &mut Rig, rel: String) -> Result<()> {
-    w.obs()?
-        .wait_published(&w.t(&rel), ctx().timeout)
-        .await
-        .map(|_| ())
+async fn topic_published(w: &mut Rig, rel: String) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("topic '{rel}' is published"),
+        Some(topic.clone()),
+        "(published)".into(),
+    );
+    w.wait_topic(&topic, "was published", true, |_| true)
+        .await?;
+    Ok(())
 }
 
 #[then(expr = "topic {string} is not published")]
-async fn topic_not_published(w: &mut Rig, rel: String) -> Result<()> {
+async fn topic_not_published(w: &mut Rig, rel: String) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("topic '{rel}' is not published"),
+        Some(topic.clone()),
+        "(never published)".into(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    match w.obs()?.get(&w.t(&rel)) {
-        Some(s) => bail!("'{}' was published: {:?}", w.t(&rel), s.payload),
+    match w.obs()?.get(&topic) {
+        Some(s) => fail!("'{topic}' was published: {:?}", s.payload),
         None => Ok(()),
     }
 }
@@ -118,58 +153,94 @@ fn json_field_of(payload: &str, field: &str) -> Option<String> {
 }
 
 #[then(expr = "the JSON at {string} has {string} = {string}")]
-async fn json_field(w: &mut Rig, rel: String, field: String, expected: String) -> Result<()> {
+async fn json_field(w: &mut Rig, rel: String, field: String, expected: String) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("the JSON at '{rel}' has {field} = {expected:?}"),
+        Some(topic.clone()),
+        format!("{field} = {expected}"),
+    );
     let what = format!("had {field} = {expected:?}");
-    w.obs()?
-        .wait_until(&w.t(&rel), ctx().timeout, &what, |s| {
+    let result = w
+        .wait_topic(&topic, &what, true, |s| {
             json_field_of(&s.payload, &field).as_deref() == Some(expected.as_str())
         })
-        .await
-        .map(|_| ())
+        .await;
+    if result.is_err() {
+        if let Some(actual) = w
+            .obs()?
+            .get(&topic)
+            .and_then(|s| json_field_of(&s.payload, &field))
+        {
+            w.saw(format!("{field} = {actual}"));
+        }
+    }
+    result?;
+    Ok(())
+}
+
+/// Waits for the JSON at `rel`, then checks a string field with `ok`.
+async fn json_string_field(
+    w: &mut Rig,
+    rel: &str,
+    field: &str,
+    how: &str,
+    text: &str,
+    ok: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let topic = w.t(rel);
+    w.expect(
+        format!("the JSON at '{rel}' has {field} {how} {text:?}"),
+        Some(topic.clone()),
+        format!("{field} {how} {text}"),
+    );
+    w.wait_topic(&topic, "was published", true, |_| true)
+        .await?;
+    let v = json_at(w, rel)?;
+    let actual = v.get(field).and_then(Value::as_str).unwrap_or_default();
+    if !ok(actual) {
+        w.saw(format!("{field} = {actual}"));
+        bail!("'{topic}' has {field} = {actual:?}, expected it to {how} {text:?}");
+    }
+    Ok(())
 }
 
 #[then(expr = "the JSON at {string} has {string} starting with {string}")]
-async fn json_field_prefix(w: &mut Rig, rel: String, field: String, prefix: String) -> Result<()> {
-    w.obs()?.wait_published(&w.t(&rel), ctx().timeout).await?;
-    let v = json_at(w, &rel)?;
-    let actual = v.get(&field).and_then(Value::as_str).unwrap_or_default();
-    if !actual.starts_with(&prefix) {
-        bail!(
-            "'{}' has {field} = {actual:?}, expected it to start with {prefix:?}",
-            w.t(&rel)
-        );
-    }
-    Ok(())
+async fn json_field_prefix(w: &mut Rig, rel: String, field: String, prefix: String) -> Step {
+    let ok = |a: &str| a.starts_with(&prefix);
+    Ok(json_string_field(w, &rel, &field, "start with", &prefix, ok).await?)
 }
 
 #[then(expr = "the JSON at {string} has {string} ending with {string}")]
-async fn json_field_suffix(w: &mut Rig, rel: String, field: String, suffix: String) -> Result<()> {
-    w.obs()?.wait_published(&w.t(&rel), ctx().timeout).await?;
-    let v = json_at(w, &rel)?;
-    let actual = v.get(&field).and_then(Value::as_str).unwrap_or_default();
-    if !actual.ends_with(&suffix) {
-        bail!(
-            "'{}' has {field} = {actual:?}, expected it to end with {suffix:?}",
-            w.t(&rel)
-        );
-    }
-    Ok(())
+async fn json_field_suffix(w: &mut Rig, rel: String, field: String, suffix: String) -> Step {
+    let ok = |a: &str| a.ends_with(&suffix);
+    Ok(json_string_field(w, &rel, &field, "end with", &suffix, ok).await?)
 }
 
 #[then(expr = "the history of {string} contains {string}")]
-async fn history_contains(w: &mut Rig, rel: String, payload: String) -> Result<()> {
+async fn history_contains(w: &mut Rig, rel: String, payload: String) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("the history of '{rel}' contains {payload:?}"),
+        Some(topic.clone()),
+        payload.clone(),
+    );
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
-        let history = w.obs()?.history_of(&w.t(&rel));
+        let history = w.obs()?.history_of(&topic);
         if history.iter().any(|s| s.payload == payload) {
             return Ok(());
         }
-        if std::time::Instant::now() > deadline {
+        let known = w.known_outcome(Some(&topic), true);
+        if known.is_some() || std::time::Instant::now() > deadline {
             let seen: Vec<String> = history.iter().map(|s| s.payload.clone()).collect();
-            bail!(
-                "'{}' never carried {payload:?}; history {seen:?}",
-                w.t(&rel)
-            );
+            w.saw(format!("history {seen:?}"));
+            match known {
+                Some(why) => {
+                    fail!("'{topic}' cannot carry {payload:?} now: {why}; history {seen:?}")
+                }
+                None => fail!("'{topic}' never carried {payload:?}; history {seen:?}"),
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,32 +1,53 @@
 //! Steps on the REST API of the web interface.
 
-use anyhow::{bail, Result};
 use cucumber::{then, when};
 use serde_json::json;
 
+use super::Step;
 use crate::world::{parse_value, set_path, Rig};
 
 #[when(expr = "I change {string} to {} via the REST API")]
-async fn rest_change(w: &mut Rig, path: String, value: String) -> Result<()> {
+async fn rest_change(w: &mut Rig, path: String, value: String) -> Step {
     let mut patch = json!({});
     set_path(&mut patch, &path, parse_value(&value))?;
-    w.http("POST", "/api/config", &patch.to_string()).await
+    Ok(w.http("POST", "/api/config", &patch.to_string()).await?)
 }
 
 #[when(expr = "I post {string} to the REST config")]
-async fn rest_post(w: &mut Rig, body: String) -> Result<()> {
-    w.http("POST", "/api/config", &body).await
+async fn rest_post(w: &mut Rig, body: String) -> Step {
+    Ok(w.http("POST", "/api/config", &body).await?)
 }
 
 #[when(expr = "I request {string} via HTTP")]
-async fn http_get(w: &mut Rig, path: String) -> Result<()> {
-    w.http("GET", &path, "").await
+async fn http_get(w: &mut Rig, path: String) -> Step {
+    Ok(w.http("GET", &path, "").await?)
+}
+
+#[when(expr = "I move the main topic to {string} below it")]
+async fn move_main(w: &mut Rig, suffix: String) -> Step {
+    let new = format!("{}/{}", w.main_topic, suffix);
+    let body = json!({"mqtt": {"maintopic": new}}).to_string();
+    w.http("POST", "/api/config", &body).await?;
+    if w.http.0 != 200 {
+        fail!(
+            "moving the main topic was refused: {} {}",
+            w.http.0,
+            w.http.1
+        );
+    }
+    Ok(())
 }
 
 #[then(expr = "the REST reply status is {int}")]
-async fn rest_status(w: &mut Rig, status: u16) -> Result<()> {
+async fn rest_status(w: &mut Rig, status: u16) -> Step {
+    w.expect(
+        format!("the REST reply status is {status}"),
+        None,
+        status.to_string(),
+    );
     if w.http.0 != status {
-        bail!(
+        w.saw(format!("{} {}", w.http.0, w.http.1));
+        fail!(
             "HTTP status {} (body {}), expected {status}",
             w.http.0,
             w.http.1
@@ -36,36 +57,29 @@ async fn rest_status(w: &mut Rig, status: u16) -> Result<()> {
 }
 
 #[then(expr = "the REST reply contains {string}")]
-async fn rest_contains(w: &mut Rig, text: String) -> Result<()> {
+async fn rest_contains(w: &mut Rig, text: String) -> Step {
+    w.expect(
+        format!("the REST reply contains {text:?}"),
+        None,
+        text.clone(),
+    );
     if !w.http.1.contains(&text) {
-        bail!("HTTP body {:?} does not contain {text:?}", w.http.1);
-    }
-    Ok(())
-}
-
-#[when(expr = "I move the main topic to {string} below it")]
-async fn move_main(w: &mut Rig, suffix: String) -> Result<()> {
-    let new = format!("{}/{}", w.main_topic, suffix);
-    w.http(
-        "POST",
-        "/api/config",
-        &json!({"mqtt": {"maintopic": new}}).to_string(),
-    )
-    .await?;
-    if w.http.0 != 200 {
-        bail!(
-            "moving the main topic was refused: {} {}",
-            w.http.0,
-            w.http.1
-        );
+        w.saw(w.http.1.clone());
+        fail!("HTTP body {:?} does not contain {text:?}", w.http.1);
     }
     Ok(())
 }
 
 #[then(expr = "the REST reply does not contain {string}")]
-async fn rest_not_contains(w: &mut Rig, text: String) -> Result<()> {
+async fn rest_not_contains(w: &mut Rig, text: String) -> Step {
+    w.expect(
+        format!("the REST reply does not contain {text:?}"),
+        None,
+        text.clone(),
+    );
     if w.http.1.contains(&text) {
-        bail!("HTTP body contains {text:?}: {}", w.http.1);
+        w.saw(w.http.1.clone());
+        fail!("HTTP body contains {text:?}: {}", w.http.1);
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use cucumber::{then, when};
 
+use super::Step;
 use crate::world::Rig;
 
 impl Rig {
@@ -20,75 +21,110 @@ fn field_css(path: &str) -> String {
 }
 
 #[when("I open the web interface")]
-async fn open_web(w: &mut Rig) -> Result<()> {
+async fn open_web(w: &mut Rig) -> Step {
     let base = w
         .board()?
         .http_base()
         .ok_or_else(|| anyhow!("board has no HTTP endpoint"))?;
-    let browser = tokio::task::block_in_place(crate::browser::Browser::start)?;
+    let browser = match tokio::task::block_in_place(crate::browser::Browser::start) {
+        Ok(b) => b,
+        Err(e) => return Err(w.infrastructure("the browser did not start", e).into()),
+    };
+    w.web_event(format!("open {base}/"));
     tokio::task::block_in_place(|| browser.open(&format!("{base}/")))?;
     w.browser = Some(browser);
     Ok(())
 }
 
 #[when(expr = "I enter {string} into {string} in the web interface")]
-async fn web_enter(w: &mut Rig, text: String, path: String) -> Result<()> {
+async fn web_enter(w: &mut Rig, text: String, path: String) -> Step {
+    w.web_event(format!("type {text:?} into {path}"));
     let b = w.browser()?;
-    tokio::task::block_in_place(|| b.type_into(&field_css(&path), &text))
+    Ok(tokio::task::block_in_place(|| {
+        b.type_into(&field_css(&path), &text)
+    })?)
 }
 
 #[when(expr = "I move the main topic to {string} below it in the web interface")]
-async fn web_move_main(w: &mut Rig, suffix: String) -> Result<()> {
+async fn web_move_main(w: &mut Rig, suffix: String) -> Step {
     let new = format!("{}/{suffix}", w.main_topic);
+    w.web_event(format!("type {new:?} into mqtt.maintopic"));
     let b = w.browser()?;
-    tokio::task::block_in_place(|| b.type_into(&field_css("mqtt.maintopic"), &new))
+    Ok(tokio::task::block_in_place(|| {
+        b.type_into(&field_css("mqtt.maintopic"), &new)
+    })?)
 }
 
 #[when(expr = "I choose {string} for {string} in the web interface")]
-async fn web_choose(w: &mut Rig, value: String, path: String) -> Result<()> {
+async fn web_choose(w: &mut Rig, value: String, path: String) -> Step {
+    w.web_event(format!("choose {value:?} for {path}"));
     let b = w.browser()?;
-    tokio::task::block_in_place(|| {
+    Ok(tokio::task::block_in_place(|| {
         b.click(&format!("{} option[value=\"{value}\"]", field_css(&path)))
-    })
+    })?)
 }
 
 #[when("I save in the web interface")]
-async fn web_save(w: &mut Rig) -> Result<()> {
+async fn web_save(w: &mut Rig) -> Step {
+    w.web_event("click #save".into());
     let b = w.browser()?;
-    tokio::task::block_in_place(|| {
+    let status = tokio::task::block_in_place(|| {
         b.click("#save")?;
         b.wait_text("#status", Duration::from_secs(10), |t| !t.is_empty())
-            .map(|_| ())
-    })
+    })?;
+    w.web_event(format!("#status reads {status:?}"));
+    Ok(())
 }
 
 #[then(expr = "the web interface says {string}")]
-async fn web_says(w: &mut Rig, text: String) -> Result<()> {
+async fn web_says(w: &mut Rig, text: String) -> Step {
+    w.expect(
+        format!("the web interface says {text:?}"),
+        None,
+        text.clone(),
+    );
     let b = w.browser()?;
-    tokio::task::block_in_place(|| {
+    let result = tokio::task::block_in_place(|| {
         b.wait_text("#status", Duration::from_secs(10), |t| t.contains(&text))
-    })
-    .map(|_| ())
-    .with_context(|| format!("the page never said {text:?}"))
+    });
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            w.saw(format!("{e:#}"));
+            Err(e.context(format!("the page never said {text:?}")).into())
+        }
+    }
 }
 
 #[then(expr = "the web interface shows {string} next to {string}")]
-async fn web_error_next_to(w: &mut Rig, text: String, path: String) -> Result<()> {
+async fn web_error_next_to(w: &mut Rig, text: String, path: String) -> Step {
+    w.expect(
+        format!("the web interface shows {text:?} next to {path}"),
+        None,
+        text.clone(),
+    );
     let b = w.browser()?;
     let css = format!("[data-error-for=\"{path}\"]");
     tokio::task::block_in_place(|| {
         b.wait_text(&css, Duration::from_secs(10), |t| t.contains(&text))
     })
-    .map(|_| ())
-    .with_context(|| format!("no message {text:?} next to {path}"))
+    .with_context(|| format!("no message {text:?} next to {path}"))?;
+    Ok(())
 }
 
 #[then(expr = "the web interface field {string} shows the main topic")]
-async fn web_field_main(w: &mut Rig, path: String) -> Result<()> {
+async fn web_field_main(w: &mut Rig, path: String) -> Step {
+    let topic = w.main_topic.clone();
+    w.expect(
+        format!("the web interface field {path} shows the main topic"),
+        None,
+        topic.clone(),
+    );
     let b = w.browser()?;
     let v = tokio::task::block_in_place(|| b.value(&field_css(&path)))?;
-    if v != w.main_topic {
-        bail!("field {path} shows {v:?}, expected {:?}", w.main_topic);
+    if v != topic {
+        w.saw(v.clone());
+        fail!("field {path} shows {v:?}, expected {topic:?}");
     }
     Ok(())
 }
