@@ -141,6 +141,9 @@ impl Inventory {
     }
 }
 
+/// The ESP32-C3 pins the firmware drives (firmware/esp32c3's pin table: the rest are flash, USB or strapping).
+const C3_USER_PINS: [u8; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 10, 20, 21];
+
 fn default_baud() -> u32 {
     115_200
 }
@@ -225,6 +228,57 @@ impl Inventory {
             .get(&scenario_pin.to_string())
             .copied()
             .unwrap_or(scenario_pin)
+    }
+
+    /// Moves the pins a config names (the reference's ESP32-CAM numbers, as scenarios use them) to this board's
+    /// per `[pin_map]`. Refused, with the fix: a pin that lands on one of the C3's flash pins (GPIO 12-17, not the
+    /// user's), and two pins that land on the same board pin.
+    pub fn remap_pins(&self, config: &mut serde_json::Value) -> Result<(), String> {
+        let Some(pins) = config["gpio"]["gpiopin"].as_array_mut() else {
+            return Ok(());
+        };
+        let mut taken: BTreeMap<u8, u8> = BTreeMap::new();
+        for pin in pins {
+            let Some(n) = pin["gpionumber"]
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+            else {
+                continue;
+            };
+            let board_pin = self.board_pin(n);
+            if !C3_USER_PINS.contains(&board_pin) {
+                return Err(format!(
+                    "inventory '{}': the config's GPIO{n} is GPIO{board_pin} on this board, which an ESP32-C3 does not \
+                     give the firmware (it uses GPIO 0-7, 10, 20, 21; 12-17 are the flash): add `{n} = <one of them>` \
+                     to its [pin_map]",
+                    self.name
+                ));
+            }
+            if let Some(other) = taken.insert(board_pin, n) {
+                return Err(format!(
+                    "inventory '{}': the config's GPIO{other} and GPIO{n} both land on board GPIO{board_pin}: map one \
+                     of them elsewhere in its [pin_map]",
+                    self.name
+                ));
+            }
+            pin["gpionumber"] = serde_json::json!(board_pin);
+        }
+        Ok(())
+    }
+
+    /// A topic (relative to the main topic) as this board publishes it: an unnamed pin's topic carries its number
+    /// (`device/gpio/gpio13/state`), which the pin map changes.
+    pub fn board_topic(&self, rel: &str) -> String {
+        let Some(rest) = rel.strip_prefix("device/gpio/gpio") else {
+            return rel.to_string();
+        };
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        match rest[..digits].parse::<u8>() {
+            Ok(n) if rest[digits..].is_empty() || rest[digits..].starts_with('/') => {
+                format!("device/gpio/gpio{}{}", self.board_pin(n), &rest[digits..])
+            }
+            _ => rel.to_string(),
+        }
     }
 
     /// The host line wired to a board pin in the given direction.

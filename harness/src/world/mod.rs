@@ -174,7 +174,12 @@ impl Rig {
     }
 
     fn t(&self, rel: &str) -> String {
-        format!("{}/{}", self.main_topic, rel.trim_start_matches('/'))
+        let rel = rel.trim_start_matches('/');
+        let rel = match &ctx().serial {
+            Some(inv) => inv.board_topic(rel),
+            None => rel.to_string(),
+        };
+        format!("{}/{rel}", self.main_topic)
     }
 
     fn placeholders(&self) -> Placeholders {
@@ -191,7 +196,7 @@ impl Rig {
         let mut config: Value =
             serde_json::from_str(&text).with_context(|| format!("fixture {}", path.display()))?;
         if let Some(inv) = &ctx().serial {
-            remap_pins(&mut config, inv);
+            inv.remap_pins(&mut config).map_err(|e| anyhow!(e))?;
         } else if self.cable.is_none() {
             // A real board reaches the broker itself; a virtual one goes through its own cable.
             self.cable = Some(Cable::start(&ctx().broker).await?);
@@ -405,20 +410,6 @@ impl Rig {
             .into_iter()
             .filter(|(t, _)| t.starts_with(prefix))
             .collect())
-    }
-}
-
-/// The pins a scenario names (the reference's ESP32-CAM numbers) moved to the board's, per the inventory.
-fn remap_pins(config: &mut Value, inv: &Inventory) {
-    if let Some(pins) = config["gpio"]["gpiopin"].as_array_mut() {
-        for pin in pins {
-            if let Some(n) = pin["gpionumber"]
-                .as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-            {
-                pin["gpionumber"] = json!(inv.board_pin(n));
-            }
-        }
     }
 }
 
