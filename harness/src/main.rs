@@ -42,6 +42,8 @@ enum Command {
     /// Write an ESP32-C3 app image whose app descriptor carries VERSION (what the virtual board boots as firmware),
     /// or, with --from-elf, the app image of a firmware ELF plus its size report.
     Image(cli::image::ImageArgs),
+    /// Snapshots a run left pending (target/hil/snapshots): list them with the diff command, or accept them.
+    Snapshots(cli::snapshots::SnapshotsArgs),
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
@@ -55,6 +57,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         Command::Flash(args) => cli::flash::run(args).await,
         Command::Monitor(args) => cli::monitor::run(args).await,
         Command::Image(args) => cli::image::run(args).await,
+        Command::Snapshots(args) => cli::snapshots::run(args).await,
     }
 }
 

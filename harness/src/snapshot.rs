@@ -113,18 +113,103 @@ pub fn stored(name: &str) -> Option<String> {
     Some(body.trim_end_matches('\n').to_string())
 }
 
-/// Asserts `text` against the named snapshot.
+/// Where a run leaves snapshots that did not match (`NAME.snap.new`, insta's format): under target/, never in the
+/// checkout (a CI runner's work tree stays as it was). `hil snapshots` lists and accepts them.
+pub fn pending_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/hil/snapshots")
+}
+
+/// Asserts `text` against the named snapshot. insta compares against a copy of the stored snapshot in
+/// [`pending_dir`], so what it writes on a mismatch lands there.
 pub fn assert_snapshot(name: &str, text: &str) {
+    let pending = pending_dir();
+    let copy = pending.join(format!("{name}.snap"));
+    let staged = std::fs::create_dir_all(&pending).and_then(|()| {
+        match std::fs::read(snapshot_dir().join(format!("{name}.snap"))) {
+            // Scenarios assert the same snapshot at once: write aside, then rename (atomic).
+            Ok(stored) => {
+                let tmp = pending.join(format!(
+                    ".{name}.{}.{:?}.tmp",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                std::fs::write(&tmp, stored)?;
+                std::fs::rename(&tmp, &copy)
+            }
+            Err(_) => match std::fs::remove_file(&copy) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    });
+    if let Err(e) = staged {
+        panic!(
+            "snapshot '{name}': cannot stage it in {}: {e}",
+            pending.display()
+        );
+    }
     let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(snapshot_dir());
+    settings.set_snapshot_path(&pending);
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
 
+/// Names of the snapshots a run left pending.
+pub fn pending() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(pending_dir())
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".snap.new"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Moves a pending snapshot into features/snapshots (accepting the new behaviour).
+pub fn accept(name: &str) -> std::io::Result<PathBuf> {
+    let from = pending_dir().join(format!("{name}.snap.new"));
+    let to = snapshot_dir().join(format!("{name}.snap"));
+    std::fs::copy(&from, &to)?;
+    std::fs::remove_file(&from)?;
+    Ok(to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_that_does_not_match_is_left_pending_outside_the_checkout() {
+        let name = format!("selftest-pending-{}", std::process::id());
+        let stored = snapshot_dir().join(format!("{name}.snap"));
+        let failed = std::panic::catch_unwind(|| assert_snapshot(&name, "new behaviour")).is_err();
+        assert!(failed, "a snapshot nobody stored must fail");
+        assert!(!stored.exists(), "the run wrote into the checkout");
+        assert!(!snapshot_dir().join(format!("{name}.snap.new")).exists());
+        // insta writes nothing on CI (CI=true): the diff is in the failure then.
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        if !ci {
+            assert!(pending().contains(&name), "pending: {:?}", pending());
+            let accepted = accept(&name).unwrap();
+            assert!(stored_text(&accepted).is_some_and(|t| t == "new behaviour"));
+            std::fs::remove_file(&accepted).unwrap();
+            assert!(!pending().contains(&name));
+        }
+    }
+
+    fn stored_text(path: &std::path::Path) -> Option<String> {
+        let file = std::fs::read_to_string(path).ok()?;
+        let body = file.strip_prefix("---\n")?.split_once("\n---\n")?.1;
+        Some(body.trim_end_matches('\n').to_string())
+    }
     use std::time::Duration;
 
     #[test]

@@ -13,6 +13,7 @@ pub mod image;
 pub mod migration;
 pub mod monitor;
 pub mod run;
+pub mod snapshots;
 pub mod tree;
 
 pub use crate::results::Outcome;
