@@ -8,7 +8,7 @@ Feature: Device Info
   Scenario: Hardware, network and firmware version are retained after connect
     Then topic "device/info/firmware_version" is published
     And the JSON at "device/info/hardware" has "board.chip_model" = "ESP32C3"
-    And the JSON at "device/info/network" has "ipv4_address" = "127.0.0.1"
+    And the JSON at "device/info/network" has "ipv4_address" = the board's IP address
 
   Scenario: Device info is retained for late subscribers
     Then topic "device/info/firmware_version" is published

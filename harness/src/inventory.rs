@@ -101,6 +101,8 @@ pub struct Inventory {
     /// `"rig:<ip>"`, the rig serves SNTP on that address of this machine (127.0.0.1 when no ip) for each scenario;
     /// anything else, a `host[:port]` written to `network.time.ntp.timeserver`.
     pub timeserver: Option<String>,
+    /// The board type the firmware reports in device/info/hardware (default: the ESP32-C3 firmware's).
+    pub board_type: Option<String>,
     #[serde(default)]
     pub pin_map: BTreeMap<String, u8>,
     #[serde(default)]
@@ -266,6 +268,21 @@ impl Inventory {
         Ok(())
     }
 
+    /// The board type its firmware reports.
+    pub fn board_type(&self) -> &str {
+        self.board_type.as_deref().unwrap_or("ESP32-C3")
+    }
+
+    /// The board's IPv4 address, when `http` names it by address.
+    pub fn ip(&self) -> Option<std::net::Ipv4Addr> {
+        let http = self.http.as_deref()?;
+        let host = http
+            .trim_start_matches("http://")
+            .split(['/', ':'])
+            .next()?;
+        host.parse().ok()
+    }
+
     /// A topic (relative to the main topic) as this board publishes it: an unnamed pin's topic carries its number
     /// (`device/gpio/gpio13/state`), which the pin map changes.
     pub fn board_topic(&self, rel: &str) -> String {
@@ -405,6 +422,24 @@ mod tests {
         assert!(with("timeserver = \"\"")
             .unwrap_err()
             .contains("leave it out"));
+    }
+
+    #[test]
+    fn board_values_come_from_the_entry() {
+        let inv = Inventory::parse(
+            "desk",
+            &format!("{FULL_HEAD}http = \"http://192.168.1.50:80/\"\n"),
+        )
+        .unwrap();
+        assert_eq!(inv.ip(), Some("192.168.1.50".parse().unwrap()));
+        assert_eq!(inv.board_type(), "ESP32-C3");
+        let named = Inventory::parse(
+            "desk",
+            &format!("{FULL_HEAD}http = \"meter.lan\"\nboard_type = \"X\"\n"),
+        )
+        .unwrap();
+        assert_eq!(named.ip(), None);
+        assert_eq!(named.board_type(), "X");
     }
 
     const FULL_HEAD: &str = "chip = \"esp32c3\"\nport = \"/dev/ttyACM0\"\nreset = \"usb-jtag\"\nbroker = \"mqtt://h:1883\"\n";

@@ -54,10 +54,13 @@ pub fn redact_json(v: &mut Value) {
 pub struct Placeholders {
     pub main_topic: String,
     pub node: String,
+    /// The board type the device reports (`Virtual Board`, or the inventory's): `[board]`, so one snapshot
+    /// holds for every board.
+    pub board: String,
 }
 
 impl Placeholders {
-    /// Replaces the per-scenario names (main topic, node id) with `[M]` / `[node]`.
+    /// Replaces the per-scenario names (main topic, node id) and the board type with `[M]` / `[node]` / `[board]`.
     pub fn apply(&self, s: &str) -> String {
         let mut out = s.to_string();
         if !self.main_topic.is_empty() {
@@ -65,6 +68,9 @@ impl Placeholders {
         }
         if !self.node.is_empty() {
             out = out.replace(&self.node, "[node]");
+        }
+        if !self.board.is_empty() {
+            out = out.replace(&self.board, "[board]");
         }
         out
     }
@@ -215,6 +221,7 @@ mod tests {
     #[test]
     fn volatile_fields_are_redacted_by_name() {
         let p = Placeholders {
+            board: String::new(),
             main_topic: "x/m_1".into(),
             node: "m_1".into(),
         };
@@ -263,6 +270,7 @@ mod tests {
             ("m/a".to_string(), seen("1", true)),
         ]);
         let p = Placeholders {
+            board: String::new(),
             main_topic: "m".into(),
             node: String::new(),
         };

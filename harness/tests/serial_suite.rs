@@ -20,7 +20,7 @@ fn the_suite_passes_on_a_board_reached_through_its_inventory() {
     std::fs::write(
         &inventory,
         format!(
-            "chip = \"esp32c3\"\nport = \"{}\"\nreset = \"console\"\nbroker = \"mqtt://{}:{}\"\nhttp = \"{}\"\ntimeserver = \"rig\"\n[pin_map]\n12 = 5\n13 = 6\n14 = 7\n15 = 3\n4 = 10\n",
+            "chip = \"esp32c3\"\nport = \"{}\"\nreset = \"console\"\nbroker = \"mqtt://{}:{}\"\nhttp = \"{}\"\ntimeserver = \"rig\"\nboard_type = \"Virtual Board\"\n[pin_map]\n12 = 5\n13 = 6\n14 = 7\n15 = 3\n4 = 10\n",
             board.serial(),
             broker.host,
             broker.port,

@@ -6,6 +6,12 @@ use alloc::string::String;
 use meter_core::engine::BoardStatus;
 use meter_core::gpio::PinMode;
 
+/// The camera every board has today: none, frames come from the console (`frame ...`) through the core's simulated
+/// camera. Reported the same by every board, so device info differs between boards only where the hardware does.
+pub const CONSOLE_CAMERA_TYPE: &str = "simulated (frames from the console)";
+/// No camera clock runs.
+pub const CONSOLE_CAMERA_FREQUENCY_MHZ: u32 = 0;
+
 /// Time as a board keeps it.
 // The boards run single-threaded executors (tokio current-thread, embassy): no `Send` bounds on these futures.
 #[allow(async_fn_in_trait)]

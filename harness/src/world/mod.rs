@@ -186,6 +186,19 @@ impl Rig {
         Placeholders {
             main_topic: self.main_topic.clone(),
             node: self.node.clone(),
+            board: match &ctx().serial {
+                Some(inv) => inv.board_type().to_string(),
+                None => VIRTUAL_BOARD_TYPE.to_string(),
+            },
+        }
+    }
+
+    /// The IPv4 address the board reports, when the rig knows it: a virtual board's loopback, or the address in a
+    /// real board's inventory (`http`). None: only its shape can be checked.
+    pub(crate) fn board_ip(&self) -> Option<String> {
+        match &ctx().serial {
+            None => Some("127.0.0.1".into()),
+            Some(inv) => inv.ip().map(|ip| ip.to_string()),
         }
     }
 
@@ -412,6 +425,9 @@ impl Rig {
             .collect())
     }
 }
+
+/// What a virtual board reports as its board type (device/info/hardware).
+const VIRTUAL_BOARD_TYPE: &str = "Virtual Board";
 
 /// Opens a real board and gives the scenario a clean one: `factory-reset` (defaults, no fallback values left by
 /// earlier scenarios), then the scenario's whole config with the Wi-Fi credentials the inventory names in one

@@ -245,3 +245,43 @@ async fn history_contains(w: &mut Rig, rel: String, payload: String) -> Step {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Board-specific values by shape: what a real board reports differs from a virtual one's (RSSI, IP).
+#[then(expr = "topic {string} is a whole number from {int} to {int} and not retained")]
+async fn topic_number_not_retained(w: &mut Rig, rel: String, low: i64, high: i64) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("topic '{rel}' is a whole number from {low} to {high} and not retained"),
+        Some(topic.clone()),
+        format!("{low}..={high} (not retained)"),
+    );
+    let in_range = |p: &str| p.parse::<i64>().is_ok_and(|n| (low..=high).contains(&n));
+    let seen = w
+        .wait_topic(
+            &topic,
+            &format!("read a whole number {low}..={high}"),
+            true,
+            |s| in_range(&s.payload),
+        )
+        .await?;
+    Ok(retained_check(w, &rel, &seen.payload, false).await?)
+}
+
+#[then(expr = "the JSON at {string} has {string} = the board's IP address")]
+async fn json_board_ip(w: &mut Rig, rel: String, field: String) -> Step {
+    match w.board_ip() {
+        Some(ip) => json_field(w, rel, field, ip).await,
+        // The rig does not know a real board's address (no `http` in its inventory): an IPv4 address at least.
+        None => {
+            let topic = w.t(&rel);
+            w.wait_topic(&topic, "was published", true, |_| true)
+                .await?;
+            let v = json_at(w, &rel)?;
+            let text = json_field_of(&v.to_string(), &field).unwrap_or_default();
+            match text.parse::<std::net::Ipv4Addr>() {
+                Ok(ip) if !ip.is_unspecified() => Ok(()),
+                _ => fail!("'{topic}' has {field} = {text:?}, not an IPv4 address"),
+            }
+        }
+    }
+}
