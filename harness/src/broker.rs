@@ -1,11 +1,9 @@
 //! The broker the rig runs scenarios on: an embedded rumqttd on 127.0.0.1 (default) or any external broker by URI,
-//! and per-scenario "cables" in front of it so one scenario can take the broker away from its board.
+//! and per-scenario "cables" ([`crate::cable`]) in front of it so one scenario can take the broker away from its board.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -365,64 +363,8 @@ async fn relay(mut client: TcpStream, broker: SocketAddr) {
     let _ = tokio::io::copy_bidirectional(&mut client, &mut QuickAck::new(server)).await;
 }
 
-/// A TCP pass-through between one board and the broker: `cut` drops its connections and refuses new ones, which
-/// is what a board sees when its broker restarts.
-pub struct Cable {
-    pub port: u16,
-    down: Arc<AtomicBool>,
-    epoch: Arc<AtomicU32>,
-}
-
-impl Cable {
-    pub async fn start(target: &BrokerTarget) -> Result<Cable> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let down = Arc::new(AtomicBool::new(false));
-        let epoch = Arc::new(AtomicU32::new(0));
-        let (d, e) = (down.clone(), epoch.clone());
-        let upstream = target.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if d.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let (d, e, upstream) = (d.clone(), e.clone(), upstream.clone());
-                let born = e.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    // The broker side acknowledges at once: a broker without TCP_NODELAY must not wait for us.
-                    let Ok(mut server) = crate::quickack::connect(&upstream).await else {
-                        return;
-                    };
-                    let _ = client.set_nodelay(true);
-                    let pump = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let watch = async {
-                        while !d.load(Ordering::SeqCst) && e.load(Ordering::SeqCst) == born {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    };
-                    tokio::select! { _ = pump => {}, _ = watch => {} }
-                });
-            }
-        });
-        Ok(Cable { port, down, epoch })
-    }
-
-    /// The URI a board uses to reach the broker through this cable (TLS passes through untouched; the host name
-    /// stays the broker's so its certificate still matches).
-    pub fn uri_for(&self, target: &BrokerTarget) -> String {
-        let host = if target.tls.is_some() {
-            target.host.as_str()
-        } else {
-            "127.0.0.1"
-        };
-        format!("{}://{host}:{}", target.scheme(), self.port)
-    }
-
-    pub fn set_down(&self, down: bool) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.down.store(down, Ordering::SeqCst);
-    }
-}
+/// The per-board cable lives in [`crate::cable`]; steps and the world reach it here too.
+pub use crate::cable::Cable;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod board;
 pub mod broker;
 pub mod browser;
+pub mod cable;
 pub mod cli;
 pub mod evidence;
 pub mod flasher;

@@ -36,6 +36,7 @@ pub(crate) fn match_snapshot(w: &mut crate::world::Rig, what: String, name: &str
 }
 
 mod board;
+mod cable;
 mod console;
 mod faults;
 mod flashing;
