@@ -248,13 +248,13 @@ pub async fn run(opts: Options) -> Result<()> {
         (opts.limits == Limits::Chip).then_some(meter_shell::limits::FIRMWARE_HEAP),
         pty.raw_fd(),
     );
-    match select5(
+    match crate::waker::Stable::new(select5(
         chip_board.run(first, &inbox),
         Firmware(driver.run(&mut net)),
         Firmware(time),
         pty.send_from(&pipe),
         select(pty.receive(&inbox), reset_button),
-    )
+    ))
     .await
     {
         Either5::First(never) => match never {},

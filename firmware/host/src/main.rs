@@ -19,6 +19,7 @@ mod http;
 mod mqtt;
 mod replay;
 mod uart;
+mod waker;
 
 use virtual_board::{app_image, rom_loader, spi_flash};
 
