@@ -40,6 +40,8 @@ pub struct SuiteOptions {
     pub shard: Option<Shard>,
     /// Names this run's main topics (`<base>_s<seed>x<n>`): the same seed gives the same topics.
     pub seed: u64,
+    /// Stop scheduling scenarios after the first failure (running ones finish).
+    pub fail_fast: bool,
 }
 
 impl SuiteOptions {
@@ -59,6 +61,7 @@ impl SuiteOptions {
             board: None,
             shard: None,
             seed: u64::from(std::process::id()),
+            fail_fast: false,
         }
     }
 }
@@ -255,17 +258,37 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
         let terminal = writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
             .summarized()
             .normalized();
-        Rig::cucumber()
+        let cucumber = Rig::cucumber()
             .max_concurrent_scenarios(concurrency)
             .retries((opts.retries > 0).then_some(opts.retries))
+            // The firmware's peak heap, read from the board as each scenario ends; over the chip's heap fails it.
+            .after(|feature, _, scenario, _, world| {
+                Box::pin(async move {
+                    if let Some(w) = world {
+                        if let Err(e) = crate::world::heap::record(w, &feature.name, &scenario.name)
+                        {
+                            panic!("{e}");
+                        }
+                    }
+                })
+            })
             .with_writer(terminal.tee::<Rig, _>(collector.clone()))
             // After with_writer (it resets them): no CLI parsing, hil owns the command line.
             .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
             // An undefined step is a failure, not a skip.
-            .fail_on_skipped()
-            .filter_run(input, filter.clone())
-            .await;
+            .fail_on_skipped();
+        let cucumber = if opts.fail_fast {
+            cucumber.fail_fast()
+        } else {
+            cucumber
+        };
+        cucumber.filter_run(input, filter.clone()).await;
+        if opts.fail_fast && collector.any_failed() {
+            break;
+        }
     }
+    // The run's browser, if a scenario started it.
+    crate::browser::shutdown().await;
     {
         let mut store = collector
             .store
@@ -279,6 +302,10 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
     }
     record.wall = started.elapsed();
     print!("{}", record.summary());
+    print!(
+        "{}",
+        crate::world::heap::summary(&crate::world::heap::peaks())
+    );
     write_reports(&opts, &record)?;
     Ok(SuiteResult {
         wall: record.wall,

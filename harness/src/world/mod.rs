@@ -20,6 +20,7 @@ use crate::observer::{Observer, Seen};
 use crate::serial_board::SerialBoard;
 use crate::snapshot::Placeholders;
 
+pub mod heap;
 mod record;
 mod steps;
 
