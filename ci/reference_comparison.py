@@ -6,7 +6,7 @@ list of differences nothing decides are generated; edit the toml (and the prose 
     python3 ci/reference_comparison.py --check    # exit 1 when the md is not what the toml gives
 
 Python 3.11+ (tomllib), nothing else. harness/tests/v17_surface.rs checks the md's counts against the toml and the
-toml's topics, retain flags, QoS, formats and HA entity identities against a live virtual board.
+toml's topics, retain flags, QoS, formats and HA entity identities against a live virtual board, and runs --check.
 """
 
 import argparse
@@ -160,8 +160,8 @@ w("Machine-readable twin: [`fixtures/reference/v17-surface.toml`](../../fixtures
   "verdicts). This file is generated from it by `python3 ci/reference_comparison.py` (`--check` compares): edit the toml, "
   "never this file. `cargo test -p harness --test v17_surface` checks the toml against a live virtual board on the rig's "
   "broker (every `[[topic]]`: topic, retain flag, QoS, payload pattern, JSON properties; every `[[ha_entity]]`: config "
-  "topic, unique id and name, and all keys of the `same` ones; duplicate keys in control payloads) and these counts "
-  "against the toml.")
+  "topic, unique id and name, and all keys of the `same` ones; duplicate keys in control payloads), that this file is "
+  "what the toml generates, and that every decision a verdict cites exists and is not withdrawn.")
 w("")
 w("## How this was built")
 w("")
