@@ -283,12 +283,7 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
             cucumber
         };
         cucumber.filter_run(input, filter.clone()).await;
-        if opts.fail_fast && collector.any_failed() {
-            break;
-        }
     }
-    // The run's browser, if a scenario started it.
-    crate::browser::shutdown().await;
     {
         let mut store = collector
             .store
