@@ -1,4 +1,4 @@
-@browser @web-config @serial @http
+@browser @web-config @http
 Feature: The web interface in a real browser
   A person opens Settings > Configuration, changes values, saves, and sees the result or the validation message.
 

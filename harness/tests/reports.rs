@@ -147,37 +147,58 @@ fn a_broken_behaviour_leaves_evidence_and_a_report_that_show_the_cause() {
         println!("no browser here: the report was checked as text only");
         return;
     }
-    let browser = harness::browser::Browser::start().expect("headless chromium");
-    browser
-        .open(&format!("file://{}", report.display()))
-        .expect("open the report");
-    let summary = browser.text("#summary").unwrap();
-    assert!(
-        summary.contains("1 failed") && summary.contains("exit code 1"),
-        "{summary}"
-    );
-    let expected = browser
-        .text(".scenario.failed .expectation .expected")
+    // The browser module is async (one Chromium for a whole run, pages driven without blocking the rig).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let actual = browser
-        .text(".scenario.failed .expectation .actual")
-        .unwrap();
-    assert_eq!(expected, "actual_value = 16.98");
-    assert!(actual.contains("169.8"), "{actual}");
-    let timeline = browser.text(".scenario.failed table.timeline").unwrap();
-    assert!(
-        timeline.contains("/process/data/0/json") && timeline.contains("cycle_start"),
-        "{timeline}"
-    );
-    let row = browser
-        .text(".scenario.failed table.tree tr.expected-topic")
-        .unwrap();
-    assert!(
-        row.contains("/process/data/0/json") && row.contains("expected: actual_value = 16.98"),
-        "{row}"
-    );
-    let failing = browser.text(".scenario.failed tr.step-failed").unwrap();
-    assert!(failing.contains("Then the JSON at"), "{failing}");
+    runtime.block_on(async {
+        let browser = harness::browser::Browser::start()
+            .await
+            .expect("headless chromium");
+        browser
+            .open(&format!("file://{}", report.display()))
+            .await
+            .expect("open the report");
+        let summary = browser.text("#summary").await.unwrap();
+        assert!(
+            summary.contains("1 failed") && summary.contains("exit code 1"),
+            "{summary}"
+        );
+        let expected = browser
+            .text(".scenario.failed .expectation .expected")
+            .await
+            .unwrap();
+        let actual = browser
+            .text(".scenario.failed .expectation .actual")
+            .await
+            .unwrap();
+        assert_eq!(expected, "actual_value = 16.98");
+        assert!(actual.contains("169.8"), "{actual}");
+        let timeline = browser
+            .text(".scenario.failed table.timeline")
+            .await
+            .unwrap();
+        assert!(
+            timeline.contains("/process/data/0/json") && timeline.contains("cycle_start"),
+            "{timeline}"
+        );
+        let row = browser
+            .text(".scenario.failed table.tree tr.expected-topic")
+            .await
+            .unwrap();
+        assert!(
+            row.contains("/process/data/0/json") && row.contains("expected: actual_value = 16.98"),
+            "{row}"
+        );
+        let failing = browser
+            .text(".scenario.failed tr.step-failed")
+            .await
+            .unwrap();
+        assert!(failing.contains("Then the JSON at"), "{failing}");
+        drop(browser);
+        harness::browser::shutdown().await;
+    });
     let _ = std::fs::remove_dir_all(&dir);
 }
 

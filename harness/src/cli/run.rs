@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Run only this runner's share of the scenarios: i/n (1-based), the same split on every runner.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Stop at the first failed scenario (scenarios already running finish): the verdict without the rest of the
+    /// run, e.g. for mutation testing (ci/mutants.sh).
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Feature files or directories.
     pub features: Vec<PathBuf>,
 }
@@ -167,11 +171,11 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let browser_scenarios = count_tagged(&root.join("features"), "@browser");
     if !crate::browser::installed() {
         if args.require_browser {
-            bail!("--require-browser: no browser found; install it with `apt-get install -y chromium chromium-driver`");
+            bail!("--require-browser: no browser found; install it with `apt-get install -y chromium`");
         }
         if browser_scenarios > 0 {
             println!(
-                "skipped: {browser_scenarios} @browser scenario(s), no browser installed (apt-get install -y chromium chromium-driver)"
+                "skipped: {browser_scenarios} @browser scenario(s), no browser installed (apt-get install -y chromium)"
             );
             expr = and_not(expr, "browser");
         }
@@ -243,6 +247,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         board: inventory,
         shard: args.shard,
         seed: args.seed.unwrap_or_else(|| u64::from(std::process::id())),
+        fail_fast: args.fail_fast,
         ..SuiteOptions::new(target, board_bin, root)
     };
     let result = runner::run(opts).await?;

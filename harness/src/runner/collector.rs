@@ -69,6 +69,18 @@ fn hook_text(info: &event::Info) -> String {
 }
 
 impl Collector {
+    /// Whether a scenario has failed or errored so far.
+    pub(crate) fn any_failed(&self) -> bool {
+        self.store.lock().is_ok_and(|s| {
+            s.scenarios.iter().any(|r| {
+                matches!(
+                    r.status(),
+                    crate::results::Status::Failed | crate::results::Status::Error
+                )
+            })
+        })
+    }
+
     fn relative(&self, path: &Path) -> PathBuf {
         let root = self
             .root

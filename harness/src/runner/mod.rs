@@ -173,6 +173,26 @@ fn prepare_evidence(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a feature the run reads is tagged `@browser` (on the feature or a scenario) and the tag expression may
+/// take it. A guess (the expression is judged on that tag alone): it only decides whether to start the browser early.
+fn wants_browser(inputs: &[PathBuf], tags: Option<&Expr>) -> bool {
+    fn tagged(path: &Path) -> bool {
+        if path.is_dir() {
+            std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| tagged(&e.path()))
+        } else {
+            path.extension().is_some_and(|x| x == "feature")
+                && std::fs::read_to_string(path).is_ok_and(|t| t.contains("@browser"))
+        }
+    }
+    crate::browser::installed()
+        && tags.is_none_or(|e| e.eval(&["browser".to_string()]))
+        && inputs.iter().any(|p| tagged(p))
+}
+
 /// What must hold before any scenario runs: the board program exists and the broker answers.
 async fn setup(opts: &SuiteOptions) -> Result<()> {
     if opts.board.is_none() && !opts.board_bin.exists() {
@@ -254,6 +274,10 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
         evidence_root: opts.evidence.clone(),
         root: opts.root.clone(),
     };
+    if wants_browser(&inputs, opts.tags.as_ref()) {
+        // Chromium starts while the first scenarios run instead of when the first page opens.
+        crate::browser::prewarm();
+    }
     for input in inputs {
         let terminal = writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
             .summarized()
@@ -283,7 +307,12 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
             cucumber
         };
         cucumber.filter_run(input, filter.clone()).await;
+        if opts.fail_fast && collector.any_failed() {
+            break;
+        }
     }
+    // The run's browser, if a scenario started it.
+    crate::browser::shutdown().await;
     {
         let mut store = collector
             .store

@@ -1,4 +1,5 @@
-//! Steps that drive the web interface in a real browser (`@browser`).
+//! Steps that drive the web interface in a real browser (`@browser`): async, so a page that takes its time holds up
+//! its own scenario only, not the others running with it.
 
 use std::time::Duration;
 
@@ -26,12 +27,12 @@ async fn open_web(w: &mut Rig) -> Step {
         .board()?
         .http_base()
         .ok_or_else(|| anyhow!("board has no HTTP endpoint"))?;
-    let browser = match tokio::task::block_in_place(crate::browser::Browser::start) {
+    let browser = match crate::browser::Browser::start().await {
         Ok(b) => b,
         Err(e) => return Err(w.infrastructure("the browser did not start", e).into()),
     };
     w.web_event(format!("open {base}/"));
-    tokio::task::block_in_place(|| browser.open(&format!("{base}/")))?;
+    browser.open(&format!("{base}/")).await?;
     w.browser = Some(browser);
     Ok(())
 }
@@ -40,9 +41,7 @@ async fn open_web(w: &mut Rig) -> Step {
 async fn web_enter(w: &mut Rig, text: String, path: String) -> Step {
     w.web_event(format!("type {text:?} into {path}"));
     let b = w.browser()?;
-    Ok(tokio::task::block_in_place(|| {
-        b.type_into(&field_css(&path), &text)
-    })?)
+    Ok(b.type_into(&field_css(&path), &text).await?)
 }
 
 #[when(expr = "I move the main topic to {string} below it in the web interface")]
@@ -50,28 +49,27 @@ async fn web_move_main(w: &mut Rig, suffix: String) -> Step {
     let new = format!("{}/{suffix}", w.main_topic);
     w.web_event(format!("type {new:?} into mqtt.maintopic"));
     let b = w.browser()?;
-    Ok(tokio::task::block_in_place(|| {
-        b.type_into(&field_css("mqtt.maintopic"), &new)
-    })?)
+    Ok(b.type_into(&field_css("mqtt.maintopic"), &new).await?)
 }
 
 #[when(expr = "I choose {string} for {string} in the web interface")]
 async fn web_choose(w: &mut Rig, value: String, path: String) -> Step {
     w.web_event(format!("choose {value:?} for {path}"));
     let b = w.browser()?;
-    Ok(tokio::task::block_in_place(|| {
+    Ok(
         b.click(&format!("{} option[value=\"{value}\"]", field_css(&path)))
-    })?)
+            .await?,
+    )
 }
 
 #[when("I save in the web interface")]
 async fn web_save(w: &mut Rig) -> Step {
     w.web_event("click #save".into());
     let b = w.browser()?;
-    let status = tokio::task::block_in_place(|| {
-        b.click("#save")?;
-        b.wait_text("#status", Duration::from_secs(10), |t| !t.is_empty())
-    })?;
+    b.click("#save").await?;
+    let status = b
+        .wait_text("#status", Duration::from_secs(10), |t| !t.is_empty())
+        .await?;
     w.web_event(format!("#status reads {status:?}"));
     Ok(())
 }
@@ -84,9 +82,9 @@ async fn web_says(w: &mut Rig, text: String) -> Step {
         text.clone(),
     );
     let b = w.browser()?;
-    let result = tokio::task::block_in_place(|| {
-        b.wait_text("#status", Duration::from_secs(10), |t| t.contains(&text))
-    });
+    let result = b
+        .wait_text("#status", Duration::from_secs(10), |t| t.contains(&text))
+        .await;
     match result {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -105,10 +103,9 @@ async fn web_error_next_to(w: &mut Rig, text: String, path: String) -> Step {
     );
     let b = w.browser()?;
     let css = format!("[data-error-for=\"{path}\"]");
-    tokio::task::block_in_place(|| {
-        b.wait_text(&css, Duration::from_secs(10), |t| t.contains(&text))
-    })
-    .with_context(|| format!("no message {text:?} next to {path}"))?;
+    b.wait_text(&css, Duration::from_secs(10), |t| t.contains(&text))
+        .await
+        .with_context(|| format!("no message {text:?} next to {path}"))?;
     Ok(())
 }
 
@@ -121,7 +118,7 @@ async fn web_field_main(w: &mut Rig, path: String) -> Step {
         topic.clone(),
     );
     let b = w.browser()?;
-    let v = tokio::task::block_in_place(|| b.value(&field_css(&path)))?;
+    let v = b.value(&field_css(&path)).await?;
     if v != topic {
         w.saw(v.clone());
         fail!("field {path} shows {v:?}, expected {topic:?}");
