@@ -102,13 +102,25 @@ fn run(cli: Cli) -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(board::run(board::Options {
+            let options = board::Options {
                 state_dir,
                 config: cli.config,
                 download: cli.download,
                 uart_baud: cli.uart_baud,
                 limits: cli.limits,
-            }))
+            };
+            // The board runs as a task, not as block_on's own future: embassy-sync's WakerRegistration wakes the
+            // waker it holds whenever another one registers (`!will_wake`), and block_on's waker and the clones the
+            // board's channels keep of it are not `will_wake` (tokio 1.54 gives them vtables at different addresses,
+            // a generic promoted constant per instantiation), so every poll woke the board again: an idle board spun
+            // at ~60% of a core (30 000 epoll_wait(0) a second) and eight of them starved a 2-core machine. A task's
+            // waker clones are its own: an idle board now sleeps.
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                tokio::task::spawn_local(board::run(options))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the board task failed: {e}"))?
+            })
         }
     }
 }
