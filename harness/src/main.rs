@@ -44,6 +44,9 @@ enum Command {
     Image(cli::image::ImageArgs),
     /// Snapshots a run left pending (target/hil/snapshots): list them with the diff command, or accept them.
     Snapshots(cli::snapshots::SnapshotsArgs),
+    /// One virtual board for many cycles with MQTT, GPIO and HTTP traffic and broker restarts: memory at start and
+    /// end, publishes lost, time-per-cycle drift.
+    Soak(cli::soak::SoakArgs),
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
@@ -58,6 +61,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         Command::Monitor(args) => cli::monitor::run(args).await,
         Command::Image(args) => cli::image::run(args).await,
         Command::Snapshots(args) => cli::snapshots::run(args).await,
+        Command::Soak(args) => cli::soak::run(args).await,
     }
 }
 

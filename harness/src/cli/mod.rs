@@ -14,6 +14,7 @@ pub mod migration;
 pub mod monitor;
 pub mod run;
 pub mod snapshots;
+pub mod soak;
 pub mod tree;
 
 pub use crate::results::Outcome;
