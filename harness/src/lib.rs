@@ -26,7 +26,7 @@ pub mod results;
 pub mod runner;
 pub mod serial_board;
 pub mod snapshot;
-pub mod soak;
 pub mod sntp;
+pub mod soak;
 pub mod tags;
 pub mod world;

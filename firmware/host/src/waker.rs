@@ -106,14 +106,15 @@ mod tests {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let outer = Waker::from(count.clone());
         let mut seen: Vec<Waker> = Vec::new();
-        let mut fut = std::pin::pin!(Stable::new(std::future::poll_fn(|cx| {
-            seen.push(cx.waker().clone());
-            Poll::<()>::Pending
-        })));
-        let mut cx = Context::from_waker(&outer);
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
-        drop(fut);
+        {
+            let mut fut = std::pin::pin!(Stable::new(std::future::poll_fn(|cx| {
+                seen.push(cx.waker().clone());
+                Poll::<()>::Pending
+            })));
+            let mut cx = Context::from_waker(&outer);
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
         assert!(
             seen[0].will_wake(&seen[1]),
             "a stored waker must recognise the next poll's"

@@ -28,7 +28,7 @@ pub fn unique(prefix: &str) -> String {
 
 enum Kind {
     /// rumqttd in-process; boards reach it through `cable`, observers directly.
-    Embedded { cable: harness::broker::Cable },
+    Embedded { cable: Box<harness::broker::Cable> },
     /// mosquitto as a child process on `port` (a real restart kills and starts it again).
     Mosquitto {
         child: Mutex<Option<Child>>,
@@ -71,7 +71,9 @@ impl Broker {
         let cable = harness::broker::Cable::start(&direct).await.expect("cable");
         let port = cable.port;
         Broker {
-            kind: Kind::Embedded { cable },
+            kind: Kind::Embedded {
+                cable: Box::new(cable),
+            },
             port,
             direct,
         }
