@@ -116,12 +116,28 @@ impl SoakReport {
         }
     }
 
-    /// Time per cycle, last window's median against the first full window's (after warm-up), as a fraction.
+    /// Time per cycle at the end against the start, as a fraction: the mean of the windows' medians over the last
+    /// tenth of the run (at least one window) against the first tenth after warm-up.
     pub fn drift(&self) -> f64 {
-        let windows: Vec<&Sample> = self.samples.iter().skip(1).collect();
-        match (windows.get(1).or(windows.first()), windows.last()) {
-            (Some(a), Some(b)) if a.cycle_p50_ms > 0.0 => b.cycle_p50_ms / a.cycle_p50_ms - 1.0,
-            _ => 0.0,
+        let windows: Vec<f64> = self
+            .samples
+            .iter()
+            .skip(1)
+            .map(|s| s.cycle_p50_ms)
+            .collect();
+        let tenth = (windows.len() / 10).max(1);
+        if windows.len() < 2 {
+            return 0.0;
+        }
+        let mean = |w: &[f64]| w.iter().sum::<f64>() / w.len() as f64;
+        let (first, last) = (
+            mean(&windows[..tenth]),
+            mean(&windows[windows.len() - tenth..]),
+        );
+        if first > 0.0 {
+            last / first - 1.0
+        } else {
+            0.0
         }
     }
 
@@ -613,8 +629,8 @@ mod tests {
         };
         assert_eq!(r.rss_growth_kib(), 20, "the first sample is before warm-up");
         assert_eq!(r.heap_growth(), 100);
-        // The first window after warm-up (cycles 1000-2000) against the last.
-        assert!((r.drift() - 0.2).abs() < 1e-9, "{}", r.drift());
+        // The first window after warm-up against the last (three windows: a tenth is one).
+        assert!((r.drift() - 0.5).abs() < 1e-9, "{}", r.drift());
         assert_eq!(r.lost(), 3);
         r.samples.truncate(1);
         assert_eq!((r.rss_growth_kib(), r.heap_growth()), (0, 0));

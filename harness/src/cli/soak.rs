@@ -130,8 +130,8 @@ pub async fn run(args: SoakArgs) -> Result<Outcome> {
         report.console_failures
     );
     println!(
-        "broker restarts {} (back online within {:.0} ms at most); time per cycle drift {:+.1}% (median, first window \
-         after warm-up to last)",
+        "broker restarts {} (back online within {:.0} ms at most); time per cycle drift {:+.1}% (the last tenth's \
+         median against the first tenth's after warm-up)",
         report.restarts,
         report.restart_recovery_max_ms,
         report.drift() * 100.0
