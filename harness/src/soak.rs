@@ -36,6 +36,10 @@ pub enum BrokerKind {
     Mosquitto(PathBuf),
 }
 
+/// How long one console line waits for its reply, and how often it is sent.
+const CONSOLE_WAIT: Duration = Duration::from_secs(3);
+const CONSOLE_ATTEMPTS: u32 = 3;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct SoakOptions {
@@ -93,6 +97,8 @@ pub struct SoakReport {
     pub http_failures: u64,
     /// Console lines not answered `ok`.
     pub console_failures: u64,
+    /// Console replies that never came (the board's UART pipe dropped them: the host read late), sent again.
+    pub console_resent: u64,
 }
 
 impl SoakReport {
@@ -386,10 +392,22 @@ pub async fn run(opts: &SoakOptions, mut progress: impl FnMut(&Sample)) -> Resul
         bail!("the board did not come online within 15 s");
     }
     let timeout = Duration::from_secs(15);
+    // The console shares the board's UART pipe with its log, and the pipe drops whole lines when the host reads
+    // late (a loaded machine): a reply can be among them. Each command here may be sent again; how often is reported.
+    let resent = std::cell::Cell::new(0u64);
     let console = |board: &mut VirtualBoard, line: &str| -> Result<String> {
-        Ok(tokio::task::block_in_place(|| {
-            board.console(line, timeout)
-        })?)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match tokio::task::block_in_place(|| board.console(line, CONSOLE_WAIT)) {
+                Err(crate::board::BoardError::ConsoleTimeout { .. })
+                    if attempt < CONSOLE_ATTEMPTS =>
+                {
+                    resent.set(resent.get() + 1)
+                }
+                other => return Ok(other?),
+            }
+        }
     };
     let status = console(&mut board, "status")?;
     let status: Value = serde_json::from_str(status.strip_prefix("ok ").unwrap_or(&status))
@@ -427,6 +445,7 @@ pub async fn run(opts: &SoakOptions, mut progress: impl FnMut(&Sample)) -> Resul
         gpio_line_mismatches: 0,
         http_failures: 0,
         console_failures: 0,
+        console_resent: 0,
     };
     let mut window: Vec<Duration> = Vec::new();
     let mut sample = |board: &mut VirtualBoard,
@@ -574,6 +593,7 @@ pub async fn run(opts: &SoakOptions, mut progress: impl FnMut(&Sample)) -> Resul
             .count() as u64;
         (lost, c.max_counter, c.process_data, c.gpio_states)
     })?;
+    report.console_resent = resent.get();
     report.counters_lost = lost;
     report.extra_cycles = max.saturating_sub(triggers);
     report.process_data_lost = max.saturating_sub(data);
@@ -626,6 +646,7 @@ mod tests {
             gpio_line_mismatches: 0,
             http_failures: 0,
             console_failures: 0,
+            console_resent: 0,
         };
         assert_eq!(r.rss_growth_kib(), 20, "the first sample is before warm-up");
         assert_eq!(r.heap_growth(), 100);

@@ -120,14 +120,15 @@ pub async fn run(args: SoakArgs) -> Result<Outcome> {
     }
     println!(
         "lost: {} cycle counters, {} process data, {} GPIO states (extra cycles from redelivered starts: {}); \
-         GPIO line mismatches {}, HTTP failures {}, console failures {}",
+         GPIO line mismatches {}, HTTP failures {}, console failures {} (replies the UART pipe dropped, sent again: {})",
         report.counters_lost,
         report.process_data_lost,
         report.gpio_states_lost,
         report.extra_cycles,
         report.gpio_line_mismatches,
         report.http_failures,
-        report.console_failures
+        report.console_failures,
+        report.console_resent
     );
     println!(
         "broker restarts {} (back online within {:.0} ms at most); time per cycle drift {:+.1}% (the last tenth's \
