@@ -289,7 +289,8 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
             .after(|feature, _, scenario, _, world| {
                 Box::pin(async move {
                     if let Some(w) = world {
-                        if let Err(e) = crate::world::heap::record(w, &feature.name, &scenario.name)
+                        if let Err(e) =
+                            crate::world::heap::record(w, &feature.name, &scenario.name).await
                         {
                             panic!("{e}");
                         }

@@ -32,11 +32,10 @@ pub fn peak_of(status_reply: &str) -> Option<u64> {
 
 /// Reads the board's peak and records it; an error when it exceeds the chip's heap. A board that is off, or
 /// a scenario without one, has no figure.
-pub fn record(w: &mut Rig, feature: &str, scenario: &str) -> Result<(), String> {
-    let Some(board) = w.board.as_deref_mut() else {
-        return Ok(());
-    };
-    let Ok(reply) = tokio::task::block_in_place(|| board.console("status", Duration::from_secs(2)))
+pub async fn record(w: &mut Rig, feature: &str, scenario: &str) -> Result<(), String> {
+    let Some(Ok(reply)) = w
+        .off_task(|b| b.console("status", Duration::from_secs(2)))
+        .await
     else {
         return Ok(());
     };

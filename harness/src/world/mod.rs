@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cucumber::World;
 use serde_json::{json, Value};
 
-use crate::board::{Board, VirtualBoard};
+use crate::board::{Board, BoardError, VirtualBoard};
 use crate::broker::{BrokerTarget, Cable};
 use crate::inventory::Inventory;
 use crate::inventory::TimeServer;
@@ -299,12 +299,22 @@ impl Rig {
         self.replace_observer(obs);
         let bin = ctx().board_bin.clone();
         let board: Result<Box<dyn Board>> = match &ctx().serial {
-            None => tokio::task::block_in_place(|| VirtualBoard::start(&bin, &dir, Some(&config)))
-                .map(|mut b| {
-                    b.watch_lines();
-                    Box::new(b) as Box<dyn Board>
-                })
-                .map_err(Into::into),
+            None => match tokio::task::spawn_blocking({
+                let config = config.clone();
+                move || VirtualBoard::start(&bin, &dir, Some(&config))
+            })
+            .await
+            {
+                Ok(started) => started,
+                Err(e) => Err(BoardError::Start(format!(
+                    "the board's start did not finish: {e}"
+                ))),
+            }
+            .map(|mut b| {
+                b.watch_lines();
+                Box::new(b) as Box<dyn Board>
+            })
+            .map_err(Into::into),
             Some(inv) => tokio::task::block_in_place(|| configure_serial(inv, &config))
                 .map(|b| Box::new(b) as Box<dyn Board>),
         };
@@ -339,20 +349,25 @@ impl Rig {
         self.obs()?.publish(&self.t(rel), payload, false).await
     }
 
-    fn console(&mut self, line: &str) -> Result<String> {
+    async fn console(&mut self, line: &str) -> Result<String> {
         let timeout = ctx().timeout;
         self.console_sent(line);
-        let reply = self.on_board("the board did not answer its console", |b| {
-            b.console(line, timeout)
-        })?;
+        let line = line.to_string();
+        let reply = self
+            .on_board("the board did not answer its console", move |b| {
+                b.console(&line, timeout)
+            })
+            .await?;
         self.console_reply = reply.clone();
         Ok(reply)
     }
 
-    fn frame(&mut self, sequence: &str, digits: &str, pointers: &str) -> Result<()> {
-        let reply = self.console(&format!(
-            "frame {sequence} digits={digits} analogs={pointers}"
-        ))?;
+    async fn frame(&mut self, sequence: &str, digits: &str, pointers: &str) -> Result<()> {
+        let reply = self
+            .console(&format!(
+                "frame {sequence} digits={digits} analogs={pointers}"
+            ))
+            .await?;
         if !reply.starts_with("ok") {
             bail!("the board refused the frame: {reply}");
         }

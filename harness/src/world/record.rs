@@ -101,14 +101,43 @@ impl Rig {
         anyhow!("infrastructure: {text}")
     }
 
-    /// Runs a board operation (blocking I/O) and classifies its failure.
-    pub(crate) fn on_board<T>(
+    /// Runs a board operation (blocking I/O) on a blocking thread; the board goes there and back. Cucumber polls
+    /// every scenario inside one task, so an operation that blocked that task (a board's start, a flash) would
+    /// stop every other scenario's steps for as long. `None`: no board, or the operation panicked (the board
+    /// went with it).
+    pub(crate) async fn off_task<T: Send + 'static>(
+        &mut self,
+        op: impl FnOnce(&mut dyn Board) -> Result<T, BoardError> + Send + 'static,
+    ) -> Option<Result<T, BoardError>> {
+        let mut board = self.board.take()?;
+        let (board, result) = tokio::task::spawn_blocking(move || {
+            let result = op(&mut *board);
+            (board, result)
+        })
+        .await
+        .ok()?;
+        self.board = Some(board);
+        Some(result)
+    }
+
+    /// Runs a board operation off the scenarios' task ([`Rig::off_task`]) and classifies its failure.
+    pub(crate) async fn on_board<T: Send + 'static>(
         &mut self,
         what: &str,
-        op: impl FnOnce(&mut dyn Board) -> Result<T, BoardError>,
+        op: impl FnOnce(&mut dyn Board) -> Result<T, BoardError> + Send + 'static,
     ) -> Result<T> {
-        let board = self.board()?;
-        match tokio::task::block_in_place(|| op(board)) {
+        let had_board = self.board.is_some();
+        let Some(result) = self.off_task(op).await else {
+            return Err(if had_board {
+                self.infrastructure(
+                    what,
+                    anyhow!("the rig lost the board (its operation panicked)"),
+                )
+            } else {
+                anyhow!("no board: start one with 'Given a virtual board ...'")
+            });
+        };
+        match result {
             Ok(v) => Ok(v),
             Err(e) if e.is_infrastructure() => Err(self.infrastructure(what, e)),
             Err(e) => Err(e.into()),

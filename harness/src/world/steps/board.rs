@@ -51,7 +51,8 @@ async fn device_online(w: &mut Rig) -> Step {
 #[when("the board is reset")]
 async fn reset(w: &mut Rig) -> Step {
     w.action("reset");
-    w.on_board("the board did not restart after a reset", |b| b.reset())?;
+    w.on_board("the board did not restart after a reset", |b| b.reset())
+        .await?;
     Ok(())
 }
 
@@ -62,7 +63,7 @@ async fn still_running(w: &mut Rig) -> Step {
         None,
         "status answers ok {...}".into(),
     );
-    let reply = w.console("status")?;
+    let reply = w.console("status").await?;
     w.saw(reply.clone());
     if !reply.starts_with("ok {") {
         fail!("status replied {reply:?}");
@@ -77,7 +78,7 @@ async fn board_config(w: &mut Rig, path: String, value: String) -> Step {
         None,
         value.clone(),
     );
-    let reply = w.console(&format!("config get {path}"))?;
+    let reply = w.console(&format!("config get {path}")).await?;
     w.saw(reply.clone());
     let Some(got) = reply.strip_prefix("ok ") else {
         fail!("config get {path}: {reply}");

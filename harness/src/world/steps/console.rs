@@ -9,7 +9,7 @@ use crate::world::{ctx, Rig};
 
 #[when(expr = "I type {string} on the console")]
 async fn type_console(w: &mut Rig, line: String) -> Step {
-    let reply = w.console(&line)?;
+    let reply = w.console(&line).await?;
     w.console_refused(&line, &reply);
     Ok(())
 }

@@ -32,14 +32,16 @@ async fn broker_restarts(w: &mut Rig) -> Step {
 #[when("the board loses power")]
 async fn power_loss(w: &mut Rig) -> Step {
     w.action("power off");
-    w.on_board("the rig cannot cut the board's power", |b| b.power_off())?;
+    w.on_board("the rig cannot cut the board's power", |b| b.power_off())
+        .await?;
     Ok(())
 }
 
 #[when("the board is powered on")]
 async fn power_on(w: &mut Rig) -> Step {
     w.action("power on");
-    w.on_board("the board did not start when powered on", |b| b.power_on())?;
+    w.on_board("the board did not start when powered on", |b| b.power_on())
+        .await?;
     Ok(())
 }
 

@@ -35,7 +35,7 @@ impl Rig {
         Ok(path)
     }
 
-    fn flash_image(
+    async fn flash_image(
         &mut self,
         spec: &ImageSpec,
         corrupt: bool,
@@ -44,17 +44,31 @@ impl Rig {
         let path = self
             .image_file(spec, corrupt)
             .map_err(|e| BoardError::Start(format!("cannot write the image: {e:#}")))?;
-        self.flash_file(&path, &how)
+        self.flash_file(&path, &how).await
     }
 
-    fn flash_file(&mut self, path: &std::path::Path, how: &FlashHow) -> Result<(), BoardError> {
+    /// Flashes on a blocking thread (the board goes there and back): the other scenarios' steps go on meanwhile.
+    async fn flash_file(
+        &mut self,
+        path: &std::path::Path,
+        how: &FlashHow,
+    ) -> Result<(), BoardError> {
         self.action(format!("flash {}", path.display()));
         if let Some(obs) = &self.observer {
             // What the board says from now on is about the new image.
             obs.clear();
         }
-        let board = self.board.as_deref_mut().ok_or(BoardError::PoweredOff)?;
-        tokio::task::block_in_place(|| board.flash_with(path, how)).map(|_| ())
+        if self.board.is_none() {
+            return Err(BoardError::PoweredOff);
+        }
+        let (path, how) = (path.to_path_buf(), how.clone());
+        self.off_task(move |b| b.flash_with(&path, &how).map(|_| ()))
+            .await
+            .unwrap_or_else(|| {
+                Err(BoardError::Start(
+                    "the rig lost the board while flashing".into(),
+                ))
+            })
     }
 }
 
@@ -75,13 +89,17 @@ fn spec(version: &str) -> ImageSpec {
 
 #[when(expr = "the board is flashed with {string}")]
 async fn flashed_with_file(w: &mut Rig, path: String) -> Step {
-    let result = w.flash_file(&ctx().root.join(&path), &FlashHow::default());
+    let result = w
+        .flash_file(&ctx().root.join(&path), &FlashHow::default())
+        .await;
     flashed_ok(w, result)
 }
 
 #[when(expr = "the board is flashed with an app image of version {string}")]
 async fn flashed(w: &mut Rig, version: String) -> Step {
-    let result = w.flash_image(&spec(&version), false, FlashHow::default());
+    let result = w
+        .flash_image(&spec(&version), false, FlashHow::default())
+        .await;
     flashed_ok(w, result)
 }
 
@@ -93,7 +111,7 @@ async fn flashed_no_stub(w: &mut Rig, version: String) -> Step {
         no_stub: true,
         ..FlashHow::default()
     };
-    let result = w.flash_image(&spec(&version), false, how);
+    let result = w.flash_image(&spec(&version), false, how).await;
     flashed_ok(w, result)
 }
 
@@ -105,7 +123,7 @@ async fn flashed_corrupt(w: &mut Rig, version: String) -> Step {
         force: true,
         ..FlashHow::default()
     };
-    let result = w.flash_image(&spec(&version), true, how);
+    let result = w.flash_image(&spec(&version), true, how).await;
     flashed_ok(w, result)
 }
 
@@ -115,7 +133,7 @@ async fn power_cut_mid_flash(w: &mut Rig, version: String) -> Step {
         cut_power_after_blocks: Some(3),
         ..FlashHow::default()
     };
-    match w.flash_image(&spec(&version), false, how) {
+    match w.flash_image(&spec(&version), false, how).await {
         Err(BoardError::PoweredOff) => Ok(()),
         Ok(()) => fail!("the flash finished before the power cut: the image is too small to cut"),
         Err(e) if e.is_infrastructure() => Err(w
@@ -129,7 +147,7 @@ async fn power_cut_mid_flash(w: &mut Rig, version: String) -> Step {
 async fn flash_other_chip(w: &mut Rig, chip: String, version: String) -> Step {
     let mut spec = spec(&version);
     spec.chip_id = app_image::chip_id(&chip).ok_or_else(|| anyhow!("unknown chip {chip}"))?;
-    w.flash_error = match w.flash_image(&spec, false, FlashHow::default()) {
+    w.flash_error = match w.flash_image(&spec, false, FlashHow::default()).await {
         Ok(()) => None,
         Err(e) => Some(e.to_string()),
     };
@@ -158,11 +176,18 @@ async fn stays_offline(w: &mut Rig, ms: u64) -> Step {
 
 #[then("the board does not answer on the console")]
 async fn console_silent(w: &mut Rig) -> Step {
-    let board = w.board()?;
     let quick = Duration::from_millis(500).min(ctx().timeout);
-    match tokio::task::block_in_place(|| board.console("status", quick)) {
-        Err(BoardError::ConsoleTimeout { .. }) => Ok(()),
-        Ok(reply) => fail!("the console answered {reply:?}: an app is running"),
-        Err(e) => Err(e.into()),
+    let answer = w
+        .on_board("the rig cannot reach the board's console", move |b| match b
+            .console("status", quick)
+        {
+            Err(BoardError::ConsoleTimeout { .. }) => Ok(None),
+            Ok(reply) => Ok(Some(reply)),
+            Err(e) => Err(e),
+        })
+        .await?;
+    if let Some(reply) = answer {
+        fail!("the console answered {reply:?}: an app is running");
     }
+    Ok(())
 }

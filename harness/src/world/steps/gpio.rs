@@ -23,16 +23,20 @@ async fn set_input(w: &mut Rig, pin: u8, level: String) -> Step {
         other => fail!("level '{other}' is neither high nor low"),
     };
     w.gpio_event(format!("drive input GPIO {pin} {level}"));
-    w.on_board("the rig cannot drive the board's GPIO line", |b| {
+    w.on_board("the rig cannot drive the board's GPIO line", move |b| {
         b.drive_input(pin, high)
-    })?;
+    })
+    .await?;
     Ok(())
 }
 
 #[given(expr = "GPIO {int} is jumpered to GPIO {int}")]
 async fn jumpered(w: &mut Rig, from: u8, to: u8) -> Step {
     w.gpio_event(format!("jumper GPIO {from} -> GPIO {to}"));
-    w.on_board("the rig cannot place the jumper", |b| b.jumper(from, to))?;
+    w.on_board("the rig cannot place the jumper", move |b| {
+        b.jumper(from, to)
+    })
+    .await?;
     Ok(())
 }
 
@@ -42,9 +46,11 @@ async fn gpio_level(w: &mut Rig, pin: u8, level: String) -> Step {
     w.expect(format!("GPIO {pin} is {level}"), None, level.clone());
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
-        let (high, _) = w.on_board("the rig cannot read the board's GPIO line", |b| {
-            b.read_output(pin)
-        })?;
+        let (high, _) = w
+            .on_board("the rig cannot read the board's GPIO line", move |b| {
+                b.read_output(pin)
+            })
+            .await?;
         if high == want {
             w.gpio_event(format!("read output GPIO {pin}: {}", word(high)));
             return Ok(());
@@ -69,9 +75,11 @@ async fn gpio_duty(w: &mut Rig, pin: u8, duty: u32) -> Step {
         None,
         duty.to_string(),
     );
-    let (_, d) = w.on_board("the rig cannot read the board's GPIO line", |b| {
-        b.read_output(pin)
-    })?;
+    let (_, d) = w
+        .on_board("the rig cannot read the board's GPIO line", move |b| {
+            b.read_output(pin)
+        })
+        .await?;
     w.gpio_event(format!("read output GPIO {pin}: duty {d:?}"));
     if d != Some(duty) {
         w.saw(format!("{d:?}"));

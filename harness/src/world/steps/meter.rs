@@ -10,30 +10,30 @@ use crate::world::{ctx, Rig};
 #[given(expr = "the meter shows digits {word} and pointers {word}")]
 #[when(expr = "the meter shows digits {word} and pointers {word}")]
 async fn meter_digits_pointers(w: &mut Rig, digits: String, pointers: String) -> Step {
-    Ok(w.frame("main", &digits, &pointers)?)
+    Ok(w.frame("main", &digits, &pointers).await?)
 }
 
 #[given(expr = "the meter shows digits {word}")]
 #[when(expr = "the meter shows digits {word}")]
 async fn meter_digits(w: &mut Rig, digits: String) -> Step {
-    Ok(w.frame("main", &digits, "")?)
+    Ok(w.frame("main", &digits, "").await?)
 }
 
 #[given(expr = "sequence {string} shows digits {word} and pointers {word}")]
 #[when(expr = "sequence {string} shows digits {word} and pointers {word}")]
 async fn seq_digits_pointers(w: &mut Rig, seq: String, digits: String, pointers: String) -> Step {
-    Ok(w.frame(&seq, &digits, &pointers)?)
+    Ok(w.frame(&seq, &digits, &pointers).await?)
 }
 
 #[given(expr = "sequence {string} shows digits {word}")]
 #[when(expr = "sequence {string} shows digits {word}")]
 async fn seq_digits(w: &mut Rig, seq: String, digits: String) -> Step {
-    Ok(w.frame(&seq, &digits, "")?)
+    Ok(w.frame(&seq, &digits, "").await?)
 }
 
 #[when("the image alignment fails")]
 async fn alignment_fails(w: &mut Rig) -> Step {
-    let reply = w.console("frame main align=fail")?;
+    let reply = w.console("frame main align=fail").await?;
     if !reply.starts_with("ok") {
         fail!("the board refused align=fail: {reply}");
     }

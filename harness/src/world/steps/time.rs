@@ -120,7 +120,7 @@ async fn console_time(w: &mut Rig, tolerance: i64) -> Step {
     // may still be under way, and a board keeps its clock across a soft reboot, as an ESP32's RTC does.
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
-        let reply = w.console("status")?;
+        let reply = w.console("status").await?;
         let status: Value = serde_json::from_str(reply.trim_start_matches("ok").trim())
             .with_context(|| format!("`status` answered {reply}"))?;
         let text = status["time"].as_str().unwrap_or_default();
