@@ -37,7 +37,9 @@ pub(crate) fn match_snapshot(w: &mut crate::world::Rig, what: String, name: &str
 
 mod board;
 mod cable;
+mod clock;
 mod console;
+mod digitization;
 mod faults;
 mod flashing;
 mod gpio;

@@ -1,0 +1,168 @@
+@postprocessing
+Feature: Digitization and post-processing
+  What the ROI results of a meter become on MQTT, as the reference firmware reads them: digits (class-100, class-11)
+  and analog pointers, the last digit's hand-over from the pointer (sync value), extended resolution, decimal shift,
+  leading N; then post-processing against the fallback value: N substituted, digit-increase consistency, the max-rate
+  checks per minute and per interval, negative rates, and the fallback value's age when the board starts.
+
+  Scenario Outline: The spec's digitization examples read as the reference reads them
+    Given a virtual board set up for example <example> of "fixtures/digitization-examples.toml"
+    When the meter shows the ROI results of example <example> of "fixtures/digitization-examples.toml"
+    And I trigger a cycle
+    Then the actual value is the expected value of example <example> of "fixtures/digitization-examples.toml"
+
+    Examples:
+      | example |
+      | 1       |
+      | 2       |
+      | 3       |
+      | 4       |
+      | 5       |
+      | 6       |
+      | 7       |
+      | 8       |
+
+  # Worked through the reference algorithm (evalDigitNumber, evalAnalogNumber, evalAnalogToDigitTransition,
+  # shiftDecimal, setDecimalShift), as firmware/core/tests/digitization.rs has them.
+  Scenario Outline: Digits and pointers read as the reference reads them
+    Given the config "flat-json.json"
+    And sequence "main" has <d> digits and <p> pointers
+    And the config value "digit.cnntype" is "<model>"
+    And sequence "main" has post-processing "extendedresolution" = <ext>
+    And sequence "main" has post-processing "decimalshift" = <shift>
+    And sequence "main" has post-processing "analogdigitsyncvalue" = "<sync>"
+    And the board is started
+    When sequence "main" reads digits "<digits>" and pointers "<pointers>"
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "actual_value" = "<value>"
+    And the JSON at "process/data/0/json" has "value_status" = "000 Valid"
+
+    Examples:
+      | d | digits      | p | pointers | model    | ext   | shift | sync | value |
+      | 3 | 1,2,3       | 0 |          | class100 | false | 0     | 9.2  | 123   |
+      | 3 | 1,2,3.5     | 0 |          | class100 | false | 0     | 9.2  | 123   |
+      | 3 | 1,2,3.5     | 0 |          | class100 | true  | 0     | 9.2  | 123.5 |
+      | 3 | 1,2.8,0.1   | 0 |          | class100 | false | 0     | 9.2  | 130   |
+      | 3 | 1,3.1,9.9   | 0 |          | class100 | false | 0     | 9.2  | 129   |
+      | 2 | 1,2         | 0 |          | class100 | false | 2     | 9.2  | 1200  |
+      | 2 | 1,2         | 0 |          | class100 | false | -3    | 9.2  | 0.012 |
+      | 4 | 0,0,4,2     | 0 |          | class100 | false | 0     | 9.2  | 42    |
+      | 0 |             | 2 | 3.3,7.8  | class100 | false | 0     | 9.2  | 37    |
+      | 0 |             | 2 | 3.3,7.8  | class100 | true  | 0     | 9.2  | 37.8  |
+      | 0 |             | 2 | 3.3,7.8  | class100 | false | -2    | 9.2  | 0.37  |
+      | 1 | 5           | 2 | 2.9,0.1  | class100 | false | 0     | 9.2  | 5.30  |
+      | 2 | 1,4.9       | 1 | 9.5      | class100 | false | 0     | 9.2  | 14.9  |
+      | 2 | 1,4.9       | 1 | 0.2      | class100 | false | 0     | 9.2  | 15.0  |
+      | 3 | 4,0,7       | 0 |          | class11  | true  | 0     | 9.2  | 407   |
+      | 3 | 4,0,7       | 1 | 5.5      | class11  | false | 0     | 9.2  | 407.5 |
+      | 3 | 4,0,7       | 0 |          | class11  | false | -2    | 9.2  | 4.07  |
+      | 1 | 2           | 2 | 4.4,6.6  | class100 | true  | 0     | 9.2  | 2.466 |
+      | 1 | 3.9         | 1 | 8.0      | class100 | false | 0     | 7.7  | 3.8   |
+      | 2 | 1,4.6       | 1 | 1.0      | class100 | false | 0     | 9.2  | 15.1  |
+      | 2 | 1,4.6       | 1 | 6.0      | class100 | false | 0     | 9.2  | 14.6  |
+      | 2 | 1,4.9       | 1 | 6.0      | class100 | false | 0     | 9.2  | 15.6  |
+
+  # A meter of three digits and no pointers (0 decimal places): the first reading becomes the fallback value, the
+  # second is checked against it.
+  Scenario Outline: A second reading is checked against the first
+    Given the config "flat-json.json"
+    And sequence "main" has 3 digits and 0 pointers
+    And the config value "digit.cnntype" is "<model>"
+    And sequence "main" has post-processing "maxratechecktype" = <check>
+    And sequence "main" has post-processing "maxrate" = "<max>"
+    And sequence "main" has post-processing "allownegativerate" = <negative>
+    And sequence "main" has post-processing "checkdigitincreaseconsistency" = <consistency>
+    And the board is started
+    When sequence "main" reads digits "<first>" and pointers ""
+    And I trigger a cycle
+    And sequence "main" reads digits "<second>" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" starting with "<status>"
+    And the JSON at "process/data/0/json" has "value_status" ending with "<detail>"
+    And the JSON at "process/data/0/json" has "actual_value" = "<value>"
+    And the JSON at "process/data/0/json" has "raw_value" = "<raw>"
+    And the JSON at "process/data/0/json" has "fallback_value" = "<value>"
+    And the JSON at "process/data/0/json" has "rate_per_interval" = "<rate>"
+
+    Examples: negative rates and the max rate per interval
+      | model    | check | max | negative | consistency | first | second | raw | status                | detail                               | value | rate |
+      | class100 | 0     | 5   | false    | false       | 1,2,3 | 1,2,0  | 120 | E91 Rate negative     |                                      | 123   | 0    |
+      | class100 | 0     | 5   | true     | false       | 1,2,3 | 1,2,0  | 120 | 000 Valid             |                                      | 120   | -3   |
+      | class100 | 0     | 5   | false    | false       | 1,2,3 | 1,2,3  | 123 | 000 Valid             |                                      | 123   | 0    |
+      | class100 | 0     | 5   | false    | false       | 1,2,3 | 9,9,9  | 999 | 000 Valid             |                                      | 999   | 876  |
+      | class100 | 2     | 5   | false    | false       | 1,2,3 | 1,2,7  | 127 | 000 Valid             |                                      | 127   | 4    |
+      | class100 | 2     | 5   | false    | false       | 1,2,3 | 1,2,8  | 128 | 000 Valid             |                                      | 128   | 5    |
+      | class100 | 2     | 5   | false    | false       | 1,2,3 | 1,3,0  | 130 | E93 Rate too high (>) | Value: 130, Fallback: 123, Rate: 7   | 123   | 0    |
+      | class100 | 2     | 5   | true     | false       | 1,2,3 | 1,1,0  | 110 | E92 Rate too high (<) | Value: 110, Fallback: 123, Rate: -13 | 123   | 0    |
+      | class100 | 2     | 5   | false    | false       | 1,2,3 | 1,2,1  | 121 | E91 Rate negative     |                                      | 123   | 0    |
+      | class100 | 2     | 5   | true     | false       | 1,2,3 | 1,1,8  | 118 | 000 Valid             |                                      | 118   | -5   |
+
+    Examples: digit-increase consistency (class-11 only)
+      | model    | check | max | negative | consistency | first | second | raw | status    | detail | value | rate |
+      | class11  | 0     | 5   | false    | true        | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 124   | 1    |
+      | class11  | 0     | 5   | false    | true        | 1,2,9 | 1,2,0  | 120 | 000 Valid |        | 130   | 1    |
+      | class11  | 0     | 5   | false    | true        | 1,2,9 | 1,3,0  | 130 | 000 Valid |        | 130   | 1    |
+      | class11  | 0     | 5   | false    | false       | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 134   | 11   |
+      | class100 | 0     | 5   | false    | true        | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 134   | 11   |
+
+  Scenario: The max rate per minute refuses a step too fast for the time between the readings
+    Given the config "flat-json.json"
+    And sequence "main" has 3 digits and 0 pointers
+    And sequence "main" has post-processing "maxratechecktype" = 1
+    And sequence "main" has post-processing "maxrate" = "0.5"
+    And the board is started
+    When sequence "main" reads digits "1,2,3" and pointers ""
+    And I trigger a cycle
+    # Timestamps are whole seconds: at least one passes, so the rate is 1 per 1 or 2 s, 30 to 60 per minute.
+    And I wait 1100 ms
+    And sequence "main" reads digits "1,2,4" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" starting with "E93 Rate too high (>) | Value: 124, Fallback: 123, Rate: "
+    And the JSON at "process/data/0/json" has "actual_value" = "123"
+
+  Scenario: The max rate per minute takes a step slow enough
+    Given the config "flat-json.json"
+    And sequence "main" has 3 digits and 0 pointers
+    And sequence "main" has post-processing "maxratechecktype" = 1
+    And sequence "main" has post-processing "maxrate" = "100"
+    And the board is started
+    When sequence "main" reads digits "1,2,3" and pointers ""
+    And I trigger a cycle
+    And I wait 1100 ms
+    And sequence "main" reads digits "1,2,4" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" = "000 Valid"
+    And the JSON at "process/data/0/json" has "actual_value" = "124"
+    And the JSON at "process/data/0/json" has "rate_per_minute" as a number from 30 to 60
+
+  Scenario Outline: Leading N of class-11 digits
+    Given the config "flat-json.json"
+    And sequence "main" has 3 digits and 0 pointers
+    And the config value "digit.cnntype" is "<model>"
+    And sequence "main" has post-processing "ignoreleadingnan" = <ignore>
+    And the board is started
+    When sequence "main" reads digits "<digits>" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "raw_value" = "<raw>"
+    And the JSON at "process/data/0/json" has "value_status" starting with "<status>"
+    And the JSON at "process/data/0/json" has "value_status" ending with "<detail>"
+    And the JSON at "process/data/0/json" has "actual_value" = "<value>"
+
+    Examples:
+      | model    | ignore | digits | raw | status                      | detail   | value |
+      | class11  | true   | N,2,3  | 23  | 000 Valid                   |          | 23    |
+      | class11  | true   | N,N,3  | 3   | 000 Valid                   |          | 3     |
+      | class11  | false  | N,2,3  | N23 | E90 No data to substitute N | Raw: N23 |       |
+      | class100 | true   | N,2,3  | N23 | E90 No data to substitute N | Raw: N23 |       |
+
+  Scenario: A fallback value newer than the board's clock is not used after a power loss
+    Given a virtual board with config "flat-json.json"
+    When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "fallback_value" = "16.98"
+    Given the time server does not answer
+    When the board loses power
+    And the board is powered on
+    And the meter shows digits 1.2,N and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" = "E90 No data to substitute N | Raw: 1N.98"

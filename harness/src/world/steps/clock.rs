@@ -1,0 +1,90 @@
+//! Steps on the board's clock beyond Central European time: timestamps in zones of a fixed offset (west of UTC,
+//! with minutes), and a rebooted board taking its time again from the rig's server (with the clock it kept).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use cucumber::{then, when};
+use serde_json::Value;
+
+use super::time::parse_timestamp;
+use super::Step;
+use crate::world::{ctx, Rig};
+
+/// `+HHMM` / `-HHMM` -> seconds east of UTC.
+fn offset_seconds(text: &str) -> Option<i64> {
+    let sign = match text.get(..1)? {
+        "+" => 1,
+        "-" => -1,
+        _ => return None,
+    };
+    let (h, m) = (text.get(1..3)?, text.get(3..5)?);
+    (text.len() == 5).then_some(())?;
+    Some(sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
+}
+
+#[then(expr = "the JSON at {string} has {string} within {int} s of now at UTC offset {string}")]
+async fn json_time_at_offset(
+    w: &mut Rig,
+    rel: String,
+    field: String,
+    tolerance: i64,
+    offset: String,
+) -> Step {
+    let want =
+        offset_seconds(&offset).ok_or_else(|| anyhow!("{offset:?} is not +HHMM or -HHMM"))?;
+    let topic = w.t(&rel);
+    w.expect(
+        format!("the JSON at '{rel}' has {field} within {tolerance} s of now at {offset}"),
+        Some(topic.clone()),
+        format!("{field} = now{offset}"),
+    );
+    let seen = w
+        .obs()?
+        .wait_until(&topic, ctx().timeout, &format!("had {field}"), |s| {
+            serde_json::from_str::<Value>(&s.payload)
+                .ok()
+                .and_then(|v| v.get(&field).and_then(Value::as_str).map(str::to_string))
+                .is_some_and(|t| !t.is_empty())
+        })
+        .await?;
+    let v: Value = serde_json::from_str(&seen.payload)?;
+    let text = v[&field].as_str().unwrap_or_default().to_string();
+    w.saw(format!("{field} = {text}"));
+    let (unix, got) = parse_timestamp(&text).with_context(|| format!("'{topic}' {field}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if (now - unix).abs() > tolerance {
+        fail!(
+            "'{topic}' {field} = {text}: {} s from the rig's clock",
+            now - unix
+        );
+    }
+    if got != want {
+        fail!("'{topic}' {field} = {text}: offset {got} s, expected {want} s ({offset})");
+    }
+    Ok(())
+}
+
+#[when("the board reboots from its console and asks the rig for the time again")]
+async fn reboot_and_resync(w: &mut Rig) -> Step {
+    let asked = |w: &Rig| w.sntp.as_ref().map(|s| s.answered());
+    let before = asked(w).ok_or_else(|| anyhow!("the rig serves no time to this board"))?;
+    let reply = w.console("reboot").await?;
+    if !reply.starts_with("ok") {
+        fail!("the board refused to reboot: {reply}");
+    }
+    // A soft reboot keeps the clock (an ESP32's RTC); the firmware starts again and asks for the time at once.
+    let deadline = std::time::Instant::now() + ctx().timeout;
+    while asked(w).unwrap_or(0) <= before {
+        if std::time::Instant::now() > deadline {
+            fail!(
+                "the board did not ask the rig for the time within {:?} of its reboot",
+                ctx().timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
