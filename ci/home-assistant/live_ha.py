@@ -214,6 +214,8 @@ class Supervisor:
                 chunk = os.read(sys.stdin.fileno(), 4096)
                 if not chunk:
                     stdin_open = False  # EOF: keep running, signals still work
+                    if self.args.quit_on_eof:
+                        pending.append("quit")  # the rig that started us is gone (or let go of us)
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
@@ -276,6 +278,11 @@ def main() -> int:
     p.add_argument("--log-level", default="info", help="HA's default log level (default info)")
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds (default 120)")
     p.add_argument("--stop-timeout", type=float, default=60.0, help="seconds before SIGKILL (default 60)")
+    p.add_argument(
+        "--quit-on-eof",
+        action="store_true",
+        help="quit (stop HA cleanly) when stdin closes: the process that started us went away (hil does this)",
+    )
     p.add_argument("--host-root", help=argparse.SUPPRESS)  # set by current.sh: report paths as seen by the host
     args = p.parse_args()
     sup = Supervisor(args)

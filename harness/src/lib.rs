@@ -13,6 +13,7 @@ pub mod cli;
 pub mod evidence;
 pub mod flasher;
 pub mod ha;
+pub mod home_assistant;
 pub mod http;
 pub mod image_size;
 pub mod inventory;

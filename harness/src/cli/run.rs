@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Fail instead of skipping @browser scenarios when no browser is installed.
     #[arg(long)]
     pub require_browser: bool,
+    /// Fail instead of skipping @live-home-assistant scenarios when Home Assistant is not installed
+    /// (`ci/home-assistant/install.sh`; `$METERRIG_HA_HOME` says where, default target/home-assistant).
+    #[arg(long)]
+    pub require_home_assistant: bool,
     /// Run on the real board `fixtures/boards/NAME.toml` (or a path to an inventory .toml) instead of
     /// virtual boards.
     #[arg(long, value_name = "NAME")]
@@ -179,6 +183,25 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             );
             expr = and_not(expr, "browser");
         }
+    }
+    if let Err(why) = crate::home_assistant::installed(&root) {
+        let install = crate::home_assistant::INSTALL_COMMAND;
+        if args.require_home_assistant {
+            bail!("--require-home-assistant: {why}; install it with `{install}`");
+        }
+        let tag = crate::home_assistant::TAG;
+        let inputs = if args.features.is_empty() {
+            vec![root.join("features")]
+        } else {
+            args.features.clone()
+        };
+        let n = crate::home_assistant::count_scenarios(&inputs, tag);
+        // The group's own tags: a --tags expression that excludes them anyway gets no message.
+        let tags = [tag.to_string(), "home-assistant".to_string()];
+        if n > 0 && expr.as_ref().is_none_or(|e| e.eval(&tags)) {
+            println!("skipped: {n} @{tag} scenario(s), {why} (install it with `{install}`)");
+        }
+        expr = and_not(expr, tag);
     }
     if let Some(inv) = &inventory {
         let features_dir = root.join("features");

@@ -4,6 +4,11 @@ GET /api/meterrig/status    readiness: HA running, MQTT connected, HA's own birt
 GET /api/meterrig/entities  every entity with its state, attributes, registry entry (unique_id, platform) and
                             device (name, identifiers, ...); `?domain=sensor`, `?platform=mqtt`,
                             `?include_disabled=1` (registry entries without a state) filter / extend the list
+GET /api/meterrig/ping?token=T
+                            {"seen": true} once a message with payload T arrived on the ping topic
+                            (`meterrig-bridge/ping`): a barrier. HA handles MQTT messages in the order the broker
+                            delivers them, so when T was seen, every message the broker took before T was handled
+                            (states written, errors logged)
 
 Nothing here changes HA's behaviour: it only reads the state machine and the registries, and subscribes to the
 birth topic so readiness means "HA started, MQTT connected, discovery subscribed and cooled down" (HA publishes
@@ -12,6 +17,7 @@ its birth message only after that).
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -25,8 +31,17 @@ import homeassistant.helpers.config_validation as cv
 
 DOMAIN = "meterrig_bridge"
 
+PING_TOPIC = "meterrig-bridge/ping"
+
 CONFIG_SCHEMA = vol.Schema(
-    {DOMAIN: vol.Schema({vol.Optional("birth_topic", default="homeassistant/status"): cv.string})},
+    {
+        DOMAIN: vol.Schema(
+            {
+                vol.Optional("birth_topic", default="homeassistant/status"): cv.string,
+                vol.Optional("ping_topic", default=PING_TOPIC): cv.string,
+            }
+        )
+    },
     extra=vol.ALLOW_EXTRA,
 )
 
@@ -38,10 +53,13 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
         "birth_seen": False,
         "birth_at": None,
         "setup_at": time.time(),
+        "ping_topic": conf.get("ping_topic", PING_TOPIC),
+        "pings": collections.deque(maxlen=1000),
     }
     hass.data[DOMAIN] = state
     hass.http.register_view(StatusView())
     hass.http.register_view(EntitiesView())
+    hass.http.register_view(PingView())
 
     async def watch_birth() -> None:
         from homeassistant.components import mqtt
@@ -59,6 +77,13 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
                 state["birth_seen"] = False
 
         await mqtt.async_subscribe(hass, state["birth_topic"], on_status)
+
+        @callback
+        def on_ping(msg: Any) -> None:
+            payload = msg.payload.decode(errors="replace") if isinstance(msg.payload, bytes) else msg.payload
+            state["pings"].append(payload)
+
+        await mqtt.async_subscribe(hass, state["ping_topic"], on_ping)
 
     if hasattr(hass, "async_create_background_task"):
         hass.async_create_background_task(watch_birth(), "meterrig_bridge_birth")
@@ -94,6 +119,16 @@ class StatusView(HomeAssistantView):
                 "ready": core_state == "RUNNING" and connected and state["birth_seen"],
             }
         )
+
+
+class PingView(HomeAssistantView):
+    url = "/api/meterrig/ping"
+    name = "api:meterrig:ping"
+
+    async def get(self, request):  # noqa: ANN001
+        hass: HomeAssistant = request.app["hass"]
+        token = request.query.get("token", "")
+        return self.json({"token": token, "seen": token in hass.data[DOMAIN]["pings"]})
 
 
 def _device_json(device: Any) -> dict[str, Any] | None:
