@@ -184,24 +184,37 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             expr = and_not(expr, "browser");
         }
     }
-    if let Err(why) = crate::home_assistant::installed(&root) {
-        let install = crate::home_assistant::INSTALL_COMMAND;
-        if args.require_home_assistant {
-            bail!("--require-home-assistant: {why}; install it with `{install}`");
+    let ha_tag = crate::home_assistant::TAG;
+    let ha_inputs = if args.features.is_empty() {
+        vec![root.join("features")]
+    } else {
+        args.features.clone()
+    };
+    let ha_scenarios = crate::home_assistant::count_scenarios(&ha_inputs, ha_tag);
+    // The group's own tags: a --tags expression that excludes them anyway gets no message and no HA.
+    let ha_tags = [ha_tag.to_string(), "home-assistant".to_string()];
+    let ha_wanted = ha_scenarios > 0 && expr.as_ref().is_none_or(|e| e.eval(&ha_tags));
+    match crate::home_assistant::installed(&root) {
+        Err(why) => {
+            let install = crate::home_assistant::INSTALL_COMMAND;
+            if args.require_home_assistant {
+                bail!("--require-home-assistant: {why}; install it with `{install}`");
+            }
+            if ha_wanted {
+                println!(
+                    "skipped: {ha_scenarios} @{ha_tag} scenario(s), {why} (install it with `{install}`)"
+                );
+            }
+            expr = and_not(expr, ha_tag);
         }
-        let tag = crate::home_assistant::TAG;
-        let inputs = if args.features.is_empty() {
-            vec![root.join("features")]
-        } else {
-            args.features.clone()
-        };
-        let n = crate::home_assistant::count_scenarios(&inputs, tag);
-        // The group's own tags: a --tags expression that excludes them anyway gets no message.
-        let tags = [tag.to_string(), "home-assistant".to_string()];
-        if n > 0 && expr.as_ref().is_none_or(|e| e.eval(&tags)) {
-            println!("skipped: {n} @{tag} scenario(s), {why} (install it with `{install}`)");
+        Ok(()) if ha_wanted => {
+            // HA takes ~5 s to start: it starts while the first scenarios run, not when the first of the group does.
+            let (root, broker) = (root.clone(), target.clone());
+            tokio::spawn(async move {
+                let _ = crate::home_assistant::shared(&root, &broker).await;
+            });
         }
-        expr = and_not(expr, tag);
+        Ok(()) => {}
     }
     if let Some(inv) = &inventory {
         let features_dir = root.join("features");
