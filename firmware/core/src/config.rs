@@ -353,7 +353,7 @@ fn bad_time_server(server: &str) -> Option<&'static str> {
     let ok = host
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
-    (!ok || (server.is_empty() && port.is_some()))
+    (!ok || (host.is_empty() && port.is_some()))
         .then_some("must be a host name or IPv4 address, optionally with ':port'")
 }
 
@@ -1274,6 +1274,22 @@ impl Reader {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn time_server_is_a_host_with_an_optional_port() {
+        for good in ["", "pool.ntp.org", "192.168.1.1:123", "ntp_1.lan:1"] {
+            assert_eq!(bad_time_server(good), None, "{good:?}");
+        }
+        for bad in [
+            ":123",
+            "pool ntp.org",
+            "pool.ntp.org:0",
+            "pool.ntp.org:x",
+            "[::1]:123",
+        ] {
+            assert!(bad_time_server(bad).is_some(), "{bad:?}");
+        }
+    }
 
     fn partial(v: Value) -> Result<Config, ConfigError> {
         Config::from_partial(&v).map(|(_, c)| c)

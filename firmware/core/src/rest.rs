@@ -72,15 +72,13 @@ impl Engine {
     }
 
     /// The reference's `/mqtt` handler (`server_mqtt.cpp` 262-310), to its buffer sizes: a query of 64 bytes or
-    /// more reads as none (the usage page), a task of 30 characters or more as unknown; an unknown task is answered
-    /// 200 with its error text.
+    /// more reads as none (the usage page); an unknown task (its 30-character buffer included: no task name is that
+    /// long) is answered 200 with its error text.
     fn rest_mqtt(&mut self, query: &str) -> HttpResponse {
         if query.is_empty() || query.len() >= 64 {
             return reply(200, "text/html", MQTT_USAGE);
         }
-        let task = query_value(query, "task")
-            .filter(|t| t.len() < 30)
-            .unwrap_or("");
+        let task = query_value(query, "task").unwrap_or("");
         match task {
             "api_name" => reply(200, TEXT, "mqtt:v2"),
             "publish_ha_discovery" => {
