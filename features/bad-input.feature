@@ -69,6 +69,9 @@ Feature: Bad input gets a clear error and changes nothing
       | {"gpio":{"gpiopin":[{"gpionumber":99}]}}     | gpio.gpiopin[0].gpionumber |
       | not json                                     | $                          |
       | {"mqtt":{"maintopik":"x"}}                   | mqtt.maintopik             |
+      | {"network":{"time":{"ntp":{"timeserver":"pool ntp.org"}}}} | network.time.ntp.timeserver |
+      | {"network":{"time":{"ntp":{"timeserver":"pool.ntp.org:0"}}}} | network.time.ntp.timeserver |
+      | {"network":{"time":{"ntp":{"timeserver":":123"}}}} | network.time.ntp.timeserver |
 
   Scenario: An oversized control payload is refused
     When I publish 5000 bytes to "process/ctrl/set_fallbackvalue"

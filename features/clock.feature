@@ -27,3 +27,33 @@ Feature: The board's clock in any zone and across resets
     And the device is online
     When I trigger a cycle
     Then the JSON at "process/data/0/json" has "timestamp_processed" within 5 s of now in Central European time
+
+  # Where the zone's daylight saving rule puts the change, as the IANA database has it for the same places
+  # (Europe/Berlin, America/New_York, Australia/Sydney: Python's zoneinfo); the time server tells the date.
+  Scenario Outline: Daylight saving time starts and ends where the zone's rule says
+    Given the config "flat-json.json"
+    And the config value "network.time.timezone" is "<zone>"
+    And the time server tells the time as of "<utc>"
+    And the board is started
+    When I trigger a cycle
+    Then the JSON at "process/data/0/json" has "timestamp_processed" within 5 s of now at UTC offset "<offset>"
+
+    Examples:
+      | zone                           | utc                  | offset |
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2027-03-28T00:59:00Z | +0100  |
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2027-03-28T01:01:00Z | +0200  |
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2027-10-31T00:59:00Z | +0200  |
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2027-10-31T01:01:00Z | +0100  |
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2028-07-01T12:00:00Z | +0200  |
+      | EST5EDT,M3.2.0,M11.1.0         | 2027-03-14T06:59:00Z | -0500  |
+      | EST5EDT,M3.2.0,M11.1.0         | 2027-03-14T07:01:00Z | -0400  |
+      | EST5EDT,M3.2.0,M11.1.0         | 2027-11-07T05:59:00Z | -0400  |
+      | EST5EDT,M3.2.0,M11.1.0         | 2027-11-07T06:01:00Z | -0500  |
+      | AEST-10AEDT,M10.1.0,M4.1.0/3   | 2027-01-15T00:00:00Z | +1100  |
+      | AEST-10AEDT,M10.1.0,M4.1.0/3   | 2027-07-15T00:00:00Z | +1000  |
+      | AEST-10AEDT,M10.1.0,M4.1.0/3   | 2027-04-03T15:59:00Z | +1100  |
+      | AEST-10AEDT,M10.1.0,M4.1.0/3   | 2027-04-03T16:01:00Z | +1000  |
+      # A rule on the last Sunday of February: the 22nd in 2026 (28 days), the 27th in 2028 (29 days).
+      | XST-1XDT,M2.5.0,M10.5.0        | 2026-02-25T12:00:00Z | +0200  |
+      | XST-1XDT,M2.5.0,M10.5.0        | 2028-02-27T00:59:00Z | +0100  |
+      | XST-1XDT,M2.5.0,M10.5.0        | 2028-02-27T01:01:00Z | +0200  |

@@ -36,6 +36,48 @@ Feature: GPIO control and status
     When I publish '{"state":1,"pwm_duty":8191}' to "device/gpio/gpio13/ctrl"
     Then topic "device/gpio/gpio13/state" is '{"state":1,"pwm_duty":8191}'
 
+  # The reference's duty resolution (gpioControl.cpp calcDutyResolution): log2(80 MHz / f) bits, integer division
+  # first, at most 14 bits; a duty above 2^bits - 1 is refused (decision 54).
+  Scenario Outline: The largest duty follows the PWM frequency
+    Given the config "flat-json.json"
+    And the config value "gpio.gpiopin[1].pwmfrequency" is <frequency>
+    And the board is started
+    When I publish '{"state":1,"pwm_duty":<max>}' to "device/gpio/gpio13/ctrl"
+    Then topic "device/gpio/gpio13/state" is '{"state":1,"pwm_duty":<max>}'
+    And GPIO 13 has PWM duty <max>
+    When I publish '{"state":1,"pwm_duty":<over>}' to "device/gpio/gpio13/ctrl"
+    Then the console shows an error containing 'out of range 0..<max>'
+    And GPIO 13 has PWM duty <max>
+
+    Examples:
+      | frequency | max   | over  |
+      | 1000      | 16383 | 16384 |
+      | 4882      | 16383 | 16384 |
+      | 4883      | 8191  | 8192  |
+      | 20000     | 2047  | 2048  |
+      | 40000     | 1023  | 1024  |
+      | 100000    | 511   | 512   |
+
+  # cJSON's valueint: a state is truncated toward zero, so 0.9 is off and -1 is on.
+  Scenario Outline: A state that is not 0 or 1
+    When I publish '{"state":1}' to "device/gpio/relay/ctrl"
+    And I publish '{"state":<state>}' to "device/gpio/relay/ctrl"
+    Then topic "device/gpio/relay/state" is '{"state":<level>}'
+    And GPIO 12 is <pin>
+
+    Examples:
+      | state | level | pin  |
+      | 0.9   | 0     | low  |
+      | -0.5  | 0     | low  |
+      | -1    | 1     | high |
+      | 2     | 1     | high |
+
+  Scenario: A GPIO ctrl over 4 KiB is refused and the pin stays as it was
+    When I publish '{"state":1}' to "device/gpio/relay/ctrl"
+    And I publish 5000 bytes to "device/gpio/relay/ctrl"
+    Then the console shows an error containing "exceeds the 4 KiB limit"
+    And GPIO 12 is high
+
   Scenario: An input publishes its level
     Then topic "device/gpio/door/state" is '{"state":1}'
     When I set input GPIO 14 low

@@ -43,6 +43,8 @@ Feature: Digitization and post-processing
       | 3 | 1,2,3.5     | 0 |          | class100 | false | 0     | 9.2  | 123   |
       | 3 | 1,2,3.5     | 0 |          | class100 | true  | 0     | 9.2  | 123.5 |
       | 3 | 1,2.8,0.1   | 0 |          | class100 | false | 0     | 9.2  | 130   |
+      | 3 | 1,2.8,5     | 0 |          | class100 | false | 0     | 9.2  | 135   |
+      | 3 | 1,2.2,5     | 0 |          | class100 | false | 0     | 9.2  | 125   |
       | 3 | 1,3.1,9.9   | 0 |          | class100 | false | 0     | 9.2  | 129   |
       | 2 | 1,2         | 0 |          | class100 | false | 2     | 9.2  | 1200  |
       | 2 | 1,2         | 0 |          | class100 | false | -3    | 9.2  | 0.012 |

@@ -2,10 +2,11 @@
 //! boards their network time and then check every timestamp they publish against its own clock. Built from the RFC,
 //! not from the firmware's client (the rig is an independent oracle).
 //!
-//! `pause()` makes it go silent (a board that never gets its time), `resume()` answers again.
+//! `pause()` makes it go silent (a board that never gets its time), `resume()` answers again; `tell_time_as_of()`
+//! makes it tell another time (a date around a daylight saving change, say), running on from there.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,15 +21,24 @@ pub struct SntpServer {
     silent: Arc<AtomicBool>,
     answered: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Seconds the time it tells is ahead of the rig's clock (negative: behind).
+    shift: Arc<AtomicI64>,
 }
 
-fn ntp_now() -> u64 {
+/// The rig's clock as an NTP timestamp, `shift` seconds on.
+fn ntp_now(shift: i64) -> u64 {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs() + NTP_UNIX_OFFSET;
+    let secs = (d.as_secs() as i64 + shift + NTP_UNIX_OFFSET as i64) as u64;
     let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
     ((secs & 0xFFFF_FFFF) << 32) | frac
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The answer to one request: mode 4 (server), stratum 1, the request's transmit time as originate time, our
@@ -70,7 +80,13 @@ impl SntpServer {
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (s, a, st) = (silent.clone(), answered.clone(), stop.clone());
+        let shift = Arc::new(AtomicI64::new(0));
+        let (s, a, st, sh) = (
+            silent.clone(),
+            answered.clone(),
+            stop.clone(),
+            shift.clone(),
+        );
         std::thread::Builder::new()
             .name("hil-sntp".into())
             .spawn(move || {
@@ -79,11 +95,13 @@ impl SntpServer {
                     let Ok((n, from)) = socket.recv_from(&mut buf) else {
                         continue;
                     };
-                    let received = ntp_now();
+                    let received = ntp_now(sh.load(Ordering::Relaxed));
                     if s.load(Ordering::Relaxed) {
                         continue;
                     }
-                    if let Some(reply) = answer(&buf[..n], received, ntp_now()) {
+                    if let Some(reply) =
+                        answer(&buf[..n], received, ntp_now(sh.load(Ordering::Relaxed)))
+                    {
                         if socket.send_to(&reply, from).is_ok() {
                             a.fetch_add(1, Ordering::Relaxed);
                         }
@@ -96,7 +114,18 @@ impl SntpServer {
             silent,
             answered,
             stop,
+            shift,
         })
+    }
+
+    /// From now on tells the time as if it were `unix` now (seconds since 1970 UTC), running on from there.
+    pub fn tell_time_as_of(&self, unix: i64) {
+        self.shift.store(unix - unix_now(), Ordering::Relaxed);
+    }
+
+    /// The time it tells now, in seconds since 1970 UTC.
+    pub fn now_unix(&self) -> i64 {
+        unix_now() + self.shift.load(Ordering::Relaxed)
     }
 
     /// `host:port`, as a board's `network.time.ntp.timeserver`.

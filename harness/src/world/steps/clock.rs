@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
-use cucumber::{then, when};
+use cucumber::{given, then, when};
 use serde_json::Value;
 
 use super::time::parse_timestamp;
@@ -52,9 +52,13 @@ async fn json_time_at_offset(
     let text = v[&field].as_str().unwrap_or_default().to_string();
     w.saw(format!("{field} = {text}"));
     let (unix, got) = parse_timestamp(&text).with_context(|| format!("'{topic}' {field}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    // "Now" is what the rig's time server tells (the rig's clock unless a step set another date).
+    let now = match &w.sntp {
+        Some(sntp) => sntp.now_unix(),
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
     if (now - unix).abs() > tolerance {
         fail!(
             "'{topic}' {field} = {text}: {} s from the rig's clock",
@@ -64,6 +68,21 @@ async fn json_time_at_offset(
     if got != want {
         fail!("'{topic}' {field} = {text}: offset {got} s, expected {want} s ({offset})");
     }
+    Ok(())
+}
+
+#[given(expr = "the time server tells the time as of {string}")]
+async fn time_server_date(w: &mut Rig, utc: String) -> Step {
+    let text = utc
+        .strip_suffix('Z')
+        .map(|t| format!("{t}+0000"))
+        .ok_or_else(|| anyhow!("{utc:?} is not a UTC time YYYY-MM-DDTHH:MM:SSZ"))?;
+    let (unix, _) = parse_timestamp(&text).with_context(|| format!("{utc:?}"))?;
+    w.sntp
+        .as_ref()
+        .ok_or_else(|| anyhow!("the rig serves no time to this board (a step before this one must give it a config)"))?
+        .tell_time_as_of(unix);
+    w.action(format!("the time server tells {utc}"));
     Ok(())
 }
 
