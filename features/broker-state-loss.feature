@@ -1,4 +1,4 @@
-@faults @virtual-only
+@faults @virtual-only @slow
 Feature: Broker state loss
   A broker restarted without persistence has forgotten everything: retained messages, the board's session and its
   subscriptions. The board learns it only from CONNACK (session present 0), and every connect brings its whole
@@ -20,6 +20,8 @@ Feature: Broker state loss
     # Its subscriptions are back too: a cycle start reaches it.
     When I trigger a cycle
 
+  # Skipped, with the install command, where mosquitto is not installed.
+  @mosquitto
   Scenario: Mosquitto restarts without persistence: the whole retained tree comes back
     Given the board reaches its own mosquitto broker
     When I trigger a cycle

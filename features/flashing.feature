@@ -1,4 +1,4 @@
-@flashing @virtual-only
+@flashing @virtual-only @slow
 Feature: Flashing over serial
   The rig flashes the board the way a firmware team does: it resets the chip into its ROM serial loader (BOOT held),
   writes an ESP32-C3 app image with espflash over the serial port and resets it. What was flashed decides what

@@ -1,4 +1,4 @@
-@home-assistant @live-home-assistant
+@home-assistant @live-home-assistant @slow
 Feature: A real Home Assistant discovers the meter
   Home Assistant 2024.3.3 itself (ci/home-assistant/install.sh) joins the scenario's broker, discovers the board and
   shows its entities; the steps read what a user of HA sees: states, units, availability, the cycle start button and

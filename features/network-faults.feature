@@ -1,4 +1,4 @@
-@faults @virtual-only
+@faults @virtual-only @slow
 Feature: Network faults
   A board on Wi-Fi sees its link to the broker slow down, go silent, break in the middle of a packet, or lead to a
   broker that takes the connection and never answers. Each scenario's board reaches the broker through a cable of

@@ -184,6 +184,15 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             expr = and_not(expr, "browser");
         }
     }
+    if crate::cable::Mosquitto::find().is_none() {
+        let mosquitto_scenarios = count_tagged(&root.join("features"), "@mosquitto");
+        if mosquitto_scenarios > 0 {
+            println!(
+                "skipped: {mosquitto_scenarios} @mosquitto scenario(s), no mosquitto installed (apt-get install -y mosquitto)"
+            );
+            expr = and_not(expr, "mosquitto");
+        }
+    }
     let ha_tag = crate::home_assistant::TAG;
     let ha_inputs = if args.features.is_empty() {
         vec![root.join("features")]

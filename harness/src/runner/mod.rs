@@ -17,6 +17,7 @@ use crate::tags::Expr;
 use crate::world::{set_context, Rig, RunContext};
 
 mod collector;
+mod order;
 
 /// Options of one suite run.
 #[derive(Debug, Clone)]
@@ -282,7 +283,8 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
         let terminal = writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
             .summarized()
             .normalized();
-        let cucumber = Rig::cucumber()
+        let cucumber = Rig::cucumber::<PathBuf>()
+            .with_parser(order::SlowFirst)
             .max_concurrent_scenarios(concurrency)
             .retries((opts.retries > 0).then_some(opts.retries))
             // The firmware's peak heap, read from the board as each scenario ends; over the chip's heap fails it.
