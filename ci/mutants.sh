@@ -15,13 +15,16 @@
 #   --rev REV       test this commit (default HEAD: committed sources only, so a run is reproducible)
 #   --worktree      test the working tree as it is instead (uncommitted changes included)
 #   --list          list the (sampled) mutants and stop
+#   --min-score P   exit 1 only when the score is below P percent (CI: a drop shows, a known survivor does not)
+#   --target-dir D  cargo's target dir (default target/mutants-work/target; CI passes its own to share dependencies)
 #   --concurrency C scenarios at once in each suite run (default: hil's)
 #
 # Verdicts: caught (the suite failed: a scenario failed, or a board did not start/come online), missed (the suite
 # passed), unviable (the mutant does not build), timeout (the suite ran longer than its limit). The score is
 # (caught + timeout) / (caught + missed + timeout). Output: a line per mutant, then per-file scores and the missed
-# mutants with their locations; target/mutants-work/results.tsv keeps them. Exit status: 0 when none was missed,
-# 1 when some were (a score), 2 when the unmutated suite already fails (nothing can be measured).
+# mutants with their locations; target/mutants-work/results.tsv keeps them. Exit status: 0 when none was missed
+# (with --min-score: when the score reaches it), 1 otherwise, 2 when the unmutated suite already fails (nothing can
+# be measured).
 #
 # Everything happens under target/mutants-work/ (scratch copy, its own cargo target dir, logs): the checkout's
 # sources are never touched.
@@ -38,6 +41,8 @@ rev=HEAD
 worktree=0
 list_only=0
 concurrency=()
+min_score=
+target_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) seed=$2; shift 2 ;;
@@ -49,7 +54,9 @@ while [ $# -gt 0 ]; do
     --worktree) worktree=1; shift ;;
     --list) list_only=1; shift ;;
     --concurrency) concurrency=(--concurrency "$2"); shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --min-score) min_score=$2; shift 2 ;;
+    --target-dir) target_dir=$(realpath -m "$2"); shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -62,7 +69,7 @@ fi
 
 work="$root/target/mutants-work"
 src="$work/src"
-export CARGO_TARGET_DIR="$work/target"
+export CARGO_TARGET_DIR="${target_dir:-$work/target}"
 # The rig in release; the boards in the `mutants` profile (Cargo.toml: opt-level 1, incremental), so that a mutant
 # recompiles what it touches quickly.
 mkdir -p "$work"
@@ -170,7 +177,7 @@ while IFS=$'\t' read -r index file diff name; do
   printf '[%d/%d] %-8s %4ss  %s\n' "$n" "$total" "$verdict" "$took" "$name"
 done <"$work/plan.tsv"
 
-python3 - "$results" <<'PY'
+python3 - "$results" "${min_score:-}" <<'PY'
 import collections, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 per = collections.defaultdict(collections.Counter)
@@ -196,6 +203,12 @@ for r in missed:
 others = [r for r in rows if r[0] not in ("missed", "caught", "unviable", "timeout")]
 for r in others:
     print(f"{r[0]}: {r[3]}")
+viable = tot["caught"] + tot["missed"] + tot["timeout"]
+pct = 100 * (tot["caught"] + tot["timeout"]) / viable if viable else 100.0
+if len(sys.argv) > 2 and sys.argv[2]:
+    floor = float(sys.argv[2])
+    print(f"\nscore {pct:.1f}% against --min-score {floor:g}%: {'ok' if pct >= floor else 'TOO LOW'}")
+    sys.exit(0 if pct >= floor else 1)
+sys.exit(1 if missed else 0)
 PY
-grep -q '^missed' "$results" && exit 1
-exit 0
+
