@@ -26,11 +26,16 @@
 # (with --min-score: when the score reaches it), 1 otherwise, 2 when the unmutated suite already fails (nothing can
 # be measured).
 #
-# Everything happens under target/mutants-work/ (scratch copy, its own cargo target dir, logs): the checkout's
-# sources are never touched.
+# Everything happens under target/mutants-work/ (scratch copy, its own cargo target dir unless --target-dir, logs):
+# the checkout's sources are never touched. A mutant whose patch does not apply, or whose suite run ends in neither a
+# verdict nor a timeout, is an error: any error, or a sample with no viable mutant, exits 2 (nothing was measured).
 set -euo pipefail
+# One compound command: bash reads it whole before running it, so editing this file during a run is safe.
+{
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# The mutants profile builds incrementally; CI's CARGO_INCREMENTAL=0 would make every mutant a full rebuild.
+unset CARGO_INCREMENTAL
 
 seed=1
 sample=30
@@ -204,11 +209,15 @@ others = [r for r in rows if r[0] not in ("missed", "caught", "unviable", "timeo
 for r in others:
     print(f"{r[0]}: {r[3]}")
 viable = tot["caught"] + tot["missed"] + tot["timeout"]
-pct = 100 * (tot["caught"] + tot["timeout"]) / viable if viable else 100.0
+if others or not viable:
+    print(f"\n{len(others)} mutant(s) ended in an error and {viable} were viable: nothing reliable was measured")
+    sys.exit(2)
+pct = 100 * (tot["caught"] + tot["timeout"]) / viable
 if len(sys.argv) > 2 and sys.argv[2]:
     floor = float(sys.argv[2])
     print(f"\nscore {pct:.1f}% against --min-score {floor:g}%: {'ok' if pct >= floor else 'TOO LOW'}")
     sys.exit(0 if pct >= floor else 1)
 sys.exit(1 if missed else 0)
 PY
-
+exit
+}
