@@ -103,15 +103,16 @@ impl Rig {
 
     /// Runs a board operation (blocking I/O) on a blocking thread; the board goes there and back. Cucumber polls
     /// every scenario inside one task, so an operation that blocked that task (a board's start, a flash) would
-    /// stop every other scenario's steps for as long. `None`: no board, or the operation panicked (the board
-    /// went with it).
+    /// stop every other scenario's steps for as long. `None`: no board, or the blocking thread itself was lost.
+    /// An operation that panics comes back as an error, with the board (its console and state stay evidence).
     pub(crate) async fn off_task<T: Send + 'static>(
         &mut self,
         op: impl FnOnce(&mut dyn Board) -> Result<T, BoardError> + Send + 'static,
     ) -> Option<Result<T, BoardError>> {
         let mut board = self.board.take()?;
         let (board, result) = tokio::task::spawn_blocking(move || {
-            let result = op(&mut *board);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&mut *board)))
+                .unwrap_or_else(|panic| Err(BoardError::Start(panic_text(&*panic))));
             (board, result)
         })
         .await
@@ -390,4 +391,14 @@ impl Rig {
             state_dir,
         }
     }
+}
+
+/// What a panic said, as the error of the board operation that panicked.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let said = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    format!("the rig's board operation panicked: {said}")
 }

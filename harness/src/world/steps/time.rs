@@ -43,7 +43,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// `YYYY-MM-DDTHH:MM:SS±HHMM` (the v17 timestamp format): the unix time and the offset in seconds.
 pub(crate) fn parse_timestamp(text: &str) -> Result<(i64, i64)> {
     let bad = || anyhow!("{text:?} is not a YYYY-MM-DDTHH:MM:SS+HHMM timestamp");
-    if text.len() != 24 || &text[10..11] != "T" {
+    if !text.is_ascii() || text.len() != 24 || &text[10..11] != "T" {
         return Err(bad());
     }
     let num = |a: usize, b: usize| text[a..b].parse::<i64>().map_err(|_| bad());
