@@ -78,6 +78,27 @@ Feature: GPIO control and status
     Then the console shows an error containing "exceeds the 4 KiB limit"
     And GPIO 12 is high
 
+  # Every mode of the reference's pin configuration, by the name the console reports.
+  Scenario Outline: Every pin mode by its name
+    Given the config "flat-json.json"
+    And the config value "gpio.gpiopin[0].pinmode" is "<mode>"
+    And the board is started
+    When I type "status" on the console
+    Then the console reply contains '"gpio":12,"mode":"<mode>"'
+
+    Examples:
+      | mode                |
+      | input               |
+      | input-pullup        |
+      | input-pulldown      |
+      | output              |
+      | output-pwm          |
+      | flashlight-default  |
+      | flashlight-pwm      |
+      | flashlight-smartled |
+      | flashlight-digital  |
+      | trigger-cycle-start |
+
   Scenario: An input publishes its level
     Then topic "device/gpio/door/state" is '{"state":1}'
     When I set input GPIO 14 low

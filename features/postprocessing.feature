@@ -50,6 +50,10 @@ Feature: Digitization and post-processing
       | 2 | 1,2         | 0 |          | class100 | false | -3    | 9.2  | 0.012 |
       | 4 | 0,0,4,2     | 0 |          | class100 | false | 0     | 9.2  | 42    |
       | 0 |             | 2 | 3.3,7.8  | class100 | false | 0     | 9.2  | 37    |
+      | 0 |             | 2 | 0.1,8.0  | class100 | false | 0     | 9.2  | 98    |
+      | 0 |             | 2 | 0.1,2.0  | class100 | false | 0     | 9.2  | 2     |
+      | 0 |             | 2 | 9.8,8.0  | class100 | false | 0     | 9.2  | 98    |
+      | 0 |             | 2 | 9.8,1.0  | class100 | false | 0     | 9.2  | 1     |
       | 0 |             | 2 | 3.3,7.8  | class100 | true  | 0     | 9.2  | 37.8  |
       | 0 |             | 2 | 3.3,7.8  | class100 | false | -2    | 9.2  | 0.37  |
       | 1 | 5           | 2 | 2.9,0.1  | class100 | false | 0     | 9.2  | 5.30  |
@@ -168,3 +172,59 @@ Feature: Digitization and post-processing
     And the meter shows digits 1.2,N and pointers 9.5,8.4
     And I trigger a cycle
     Then the JSON at "process/data/0/json" has "value_status" = "E90 No data to substitute N | Raw: 1N.98"
+
+  # The fallback value is kept in flash with its time; at start it is used when it is not older than
+  # fallbackvalueagestartup minutes (default 720), and never when it is newer than the clock.
+  Scenario: The fallback value comes back after a power loss
+    Given a virtual board with config "flat-json.json"
+    When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "fallback_value" = "16.98"
+    When the board loses power
+    And the board is powered on
+    And the meter shows digits 1.2,N and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" = "000 Valid"
+    And the JSON at "process/data/0/json" has "actual_value" = "16.98"
+
+  Scenario Outline: A fallback value older than its startup age is not used after a power loss
+    Given the config "flat-json.json"
+    And sequence "main" has post-processing "fallbackvalueagestartup" = 60
+    And the board is started
+    When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "fallback_value" = "16.98"
+    When the board loses power
+    And the time server's clock jumps <minutes> minutes ahead
+    And the board is powered on
+    And the meter shows digits 1.2,N and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" starting with "<status>"
+
+    Examples:
+      | minutes | status                      |
+      | 59      | 000 Valid                   |
+      | 61      | E90 No data to substitute N |
+
+  # With Home Assistant discovery on, process data carries `rate_per_time_unit`: per hour for the meter types whose
+  # rate is per hour (v17 HAMeterType: 1 water m³, 2 water L, 8 energy kWh), per minute for the others (3 water ft³).
+  Scenario Outline: The rate per time unit of the meter type
+    Given the config "flat-json.json"
+    And the config value "mqtt.homeassistant.discoveryenabled" is true
+    And the config value "mqtt.homeassistant.metertype" is <type>
+    And sequence "main" has 3 digits and 0 pointers
+    And the board is started
+    When sequence "main" reads digits "1,2,3" and pointers ""
+    And I trigger a cycle
+    And I wait 1100 ms
+    And sequence "main" reads digits "1,2,9" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "actual_value" = "129"
+    And the JSON at "process/data/0/json" has "rate_per_time_unit" = <factor> times "rate_per_minute"
+
+    Examples:
+      | type | factor |
+      | 1    | 60     |
+      | 2    | 60     |
+      | 3    | 1      |
+      | 8    | 60     |

@@ -44,6 +44,19 @@ Feature: Process Control
     When I type "status" on the console
     Then the console reply contains '"fallback_value":"16.980"'
 
+  # Beyond 15 significant digits or an exponent of 22 the board still reads the number as a C library's strtod
+  # does (the expected text is Python's float() printed with '%.3f', as printf prints the binary value).
+  Scenario Outline: A fallback value of many digits or a large exponent
+    Given a virtual board with config "flat-json.json"
+    When I publish '{"sequence":"main","value":<value>}' to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'main' = <printed>"
+
+    Examples:
+      | value                | printed                            |
+      | 1e25                 | 10000000000000000905969664.000     |
+      | 12345678901234567.89 | 12345678901234568.000              |
+      | 2.5e-2               | 0.025                              |
+
   Scenario: The fallback value of another sequence
     Given a virtual board with config "flat-json.json"
     When I publish '{"sequence":"gas","value":12.3}' to "process/ctrl/set_fallbackvalue"

@@ -86,6 +86,20 @@ async fn time_server_date(w: &mut Rig, utc: String) -> Step {
     Ok(())
 }
 
+#[given(expr = "the time server's clock jumps {int} minutes ahead")]
+#[when(expr = "the time server's clock jumps {int} minutes ahead")]
+async fn time_server_jumps(w: &mut Rig, minutes: i64) -> Step {
+    let sntp = w
+        .sntp
+        .as_ref()
+        .ok_or_else(|| anyhow!("the rig serves no time to this board"))?;
+    sntp.tell_time_as_of(sntp.now_unix() + minutes * 60);
+    w.action(format!(
+        "the time server's clock jumps {minutes} minutes ahead"
+    ));
+    Ok(())
+}
+
 #[when("the board reboots from its console and asks the rig for the time again")]
 async fn reboot_and_resync(w: &mut Rig) -> Step {
     let asked = |w: &Rig| w.sntp.as_ref().map(|s| s.answered());

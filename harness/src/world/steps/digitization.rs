@@ -236,3 +236,48 @@ async fn json_number_between(w: &mut Rig, rel: String, field: String, low: f64, 
     result?;
     Ok(())
 }
+
+#[then(expr = "the JSON at {string} has {string} = {int} times {string}")]
+async fn json_number_times(
+    w: &mut Rig,
+    rel: String,
+    field: String,
+    factor: u32,
+    base: String,
+) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("the JSON at '{rel}' has {field} = {factor} x {base}"),
+        Some(topic.clone()),
+        format!("{field} = {factor} x {base}, a non-zero rate"),
+    );
+    let number = |v: &Value, key: &str| -> Option<f64> {
+        match &v[key] {
+            Value::String(s) => s.parse().ok(),
+            other => other.as_f64(),
+        }
+    };
+    let factor = f64::from(factor);
+    let what = format!("had {field} = {factor} x {base}");
+    let result = w
+        .wait_topic(&topic, &what, true, |s| {
+            let Ok(v) = serde_json::from_str::<Value>(&s.payload) else {
+                return false;
+            };
+            match (number(&v, &field), number(&v, &base)) {
+                // Both printed rounded: half a unit of the 3rd decimal of the base, scaled, and of the 2nd.
+                (Some(got), Some(b)) if b != 0.0 => {
+                    (got - factor * b).abs() <= factor * 5e-4 + 5e-3
+                }
+                _ => false,
+            }
+        })
+        .await;
+    if result.is_err() {
+        if let Some(seen) = w.obs()?.get(&topic) {
+            w.saw(seen.payload);
+        }
+    }
+    result?;
+    Ok(())
+}
