@@ -45,6 +45,9 @@ Feature: The board's clock in any zone and across resets
       | CET-1CEST,M3.5.0,M10.5.0/3     | 2027-10-31T00:59:00Z | +0200  |
       | CET-1CEST,M3.5.0,M10.5.0/3     | 2027-10-31T01:01:00Z | +0100  |
       | CET-1CEST,M3.5.0,M10.5.0/3     | 2028-07-01T12:00:00Z | +0200  |
+      # The next century (2100 is no leap year), past the NTP era of 2036.
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2101-03-27T00:59:00Z | +0100  |
+      | CET-1CEST,M3.5.0,M10.5.0/3     | 2101-03-27T01:01:00Z | +0200  |
       | EST5EDT,M3.2.0,M11.1.0         | 2027-03-14T06:59:00Z | -0500  |
       | EST5EDT,M3.2.0,M11.1.0         | 2027-03-14T07:01:00Z | -0400  |
       | EST5EDT,M3.2.0,M11.1.0         | 2027-11-07T05:59:00Z | -0400  |

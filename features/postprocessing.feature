@@ -228,3 +228,18 @@ Feature: Digitization and post-processing
       | 2    | 60     |
       | 3    | 1      |
       | 8    | 60     |
+
+  # A new digit model takes effect when the config is saved (the sequences are rebuilt with it): class-11 reads a
+  # leading N as nothing, class-100 cannot.
+  @http
+  Scenario: Changing only the digit model through REST rebuilds the sequences
+    Given the config "flat-json.json"
+    And sequence "main" has 3 digits and 0 pointers
+    And sequence "main" has post-processing "ignoreleadingnan" = true
+    And the board is started
+    When I post '{"digit":{"cnntype":"class11"}}' to the REST config
+    Then the REST reply status is 200
+    When sequence "main" reads digits "N,2,3" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "raw_value" = "23"
+    And the JSON at "process/data/0/json" has "value_status" = "000 Valid"

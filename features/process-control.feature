@@ -57,6 +57,11 @@ Feature: Process Control
       | 12345678901234567.89 | 12345678901234568.000              |
       | 2.5e-2               | 0.025                              |
 
+  Scenario: A cycle_start of exactly 4096 bytes starts a cycle
+    Given a virtual board with config "flat-json.json"
+    When I publish 4096 bytes to "process/ctrl/cycle_start"
+    Then topic "process/status/cycle_counter" is "1"
+
   Scenario: The fallback value of another sequence
     Given a virtual board with config "flat-json.json"
     When I publish '{"sequence":"gas","value":12.3}' to "process/ctrl/set_fallbackvalue"
