@@ -23,6 +23,15 @@ Feature: A real Home Assistant discovers the meter
     And Home Assistant shows "connection" as "online"
     And Home Assistant logged no error or warning about the board
 
+  # HA subscribes to a new entity's state topic after its config arrives: the board publishes its states again 2 s
+  # after connecting, so they are not `unknown` until the first change (decision 53).
+  Scenario: A newly discovered meter's GPIO entities show their states at once
+    Given a virtual board with config "ha-json-topics.json" that Home Assistant discovers
+    Then Home Assistant has an entity for every discovery config of the board
+    And Home Assistant shows "valve_state" as "off"
+    And Home Assistant shows "dimmer_state" as "off"
+    And Home Assistant shows "connection" as "online"
+
   Scenario: The meter's value after a cycle
     Given a virtual board with config "ha-json-topics.json" that Home Assistant discovers
     Then Home Assistant has an entity for every discovery config of the board

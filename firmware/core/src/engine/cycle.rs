@@ -27,6 +27,11 @@ impl Engine {
         if self.birth_again_at.is_some_and(|at| self.now_ms >= at) {
             self.birth_again_at = None;
             self.publish("/device/status/connection", ONLINE, true);
+            // Home Assistant subscribes to a new entity's state topic only after its config arrives: the states
+            // published with the discovery at connect reach no one, and are not retained (decision 53).
+            if self.config.mqtt.home_assistant.discovery_enabled {
+                self.republish_states();
+            }
         }
         if self
             .next_automatic_cycle()
