@@ -112,13 +112,18 @@ impl Rig {
     }
 }
 
+/// A fresh embedded broker on a loopback port, started on a blocking thread (the scenarios' task goes on).
+async fn start_embedded_off_task() -> Result<crate::broker::BrokerTarget> {
+    tokio::task::spawn_blocking(|| crate::broker::start_embedded("127.0.0.1:0".parse()?))
+        .await
+        .map_err(|e| anyhow::anyhow!("the embedded broker's start did not finish: {e}"))?
+}
+
 /// A broker for this scenario's board alone: an embedded rumqttd, or a mosquitto process.
 async fn own_broker(kind: &str, dir: &std::path::Path) -> Result<OwnBroker> {
     match kind {
         "embedded" => {
-            let target = tokio::task::block_in_place(|| {
-                crate::broker::start_embedded("127.0.0.1:0".parse()?)
-            })?;
+            let target = start_embedded_off_task().await?;
             Ok(OwnBroker {
                 target,
                 mosquitto: None,
@@ -202,9 +207,7 @@ async fn restarts_without_persistence(w: &mut Rig) -> Step {
         // A real restart: killed, started again on its port, empty.
         Some(m) => m.restart().await.map(|()| own.target.clone()),
         // rumqttd cannot be stopped in-process: a fresh one takes its place behind the cable.
-        None => {
-            tokio::task::block_in_place(|| crate::broker::start_embedded("127.0.0.1:0".parse()?))
-        }
+        None => start_embedded_off_task().await,
     };
     let target = match restarted {
         Ok(t) => t,
