@@ -99,6 +99,18 @@ Feature: GPIO control and status
       | flashlight-digital  |
       | trigger-cycle-start |
 
+  # An edge inside the debounce time of the last accepted one is held back until the level has lasted it (a bounce
+  # back cancels it): here 1000 ms, so a second edge at once is not published for a while, then it is.
+  Scenario: A second edge inside the debounce time is published once the level has lasted
+    Given the config "flat-json.json"
+    And the config value "gpio.gpiopin[2].inputdebouncetime" is 1000
+    And the board is started
+    When I set input GPIO 14 low
+    Then topic "device/gpio/door/state" is '{"state":0}'
+    When I set input GPIO 14 high
+    Then topic "device/gpio/door/state" stays '{"state":0}' for 400 ms
+    And topic "device/gpio/door/state" is '{"state":1}'
+
   Scenario: An input publishes its level
     Then topic "device/gpio/door/state" is '{"state":1}'
     When I set input GPIO 14 low

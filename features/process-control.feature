@@ -44,8 +44,9 @@ Feature: Process Control
     When I type "status" on the console
     Then the console reply contains '"fallback_value":"16.980"'
 
-  # Beyond 15 significant digits or an exponent of 22 the board still reads the number as a C library's strtod
-  # does (the expected text is Python's float() printed with '%.3f', as printf prints the binary value).
+  # Beyond 15 significant digits or an exponent of 22 the board reads these numbers as a C library's strtod does
+  # (the expected text is Python's float() printed with '%.3f', as printf prints the binary value); others there can
+  # differ in the last place (decision 39: 7e23 reads as 700000000000000041943040, strtod's is 699999999999999907725312).
   Scenario Outline: A fallback value of many digits or a large exponent
     Given a virtual board with config "flat-json.json"
     When I publish '{"sequence":"main","value":<value>}' to "process/ctrl/set_fallbackvalue"
@@ -56,6 +57,9 @@ Feature: Process Control
       | 1e25                 | 10000000000000000905969664.000     |
       | 12345678901234567.89 | 12345678901234568.000              |
       | 2.5e-2               | 0.025                              |
+      | 2.5e3                | 2500.000                           |
+      | 5e23                 | 499999999999999991611392.000       |
+      | 9e27                 | 8999999999999999844710088704.000   |
 
   Scenario: A cycle_start of exactly 4096 bytes starts a cycle
     Given a virtual board with config "flat-json.json"

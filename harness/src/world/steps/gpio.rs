@@ -87,3 +87,29 @@ async fn gpio_duty(w: &mut Rig, pin: u8, duty: u32) -> Step {
     }
     Ok(())
 }
+
+#[then(expr = "topic {string} stays {string} for {int} ms")]
+async fn topic_stays(w: &mut Rig, rel: String, payload: String, ms: u64) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("'{rel}' stays {payload:?} for {ms} ms"),
+        Some(topic.clone()),
+        payload.clone(),
+    );
+    let before = w.obs()?.history_of(&topic).len();
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let history = w.obs()?.history_of(&topic);
+    let current = history.last().map(|s| s.payload.clone());
+    if let Some(changed) = history.iter().skip(before).find(|s| s.payload != payload) {
+        w.saw(changed.payload.clone());
+        fail!(
+            "'{topic}' became {:?} within {ms} ms, expected it to stay {payload:?}",
+            changed.payload
+        );
+    }
+    if current.as_deref() != Some(payload.as_str()) {
+        w.saw(format!("{current:?}"));
+        fail!("'{topic}' is {current:?}, not {payload:?}");
+    }
+    Ok(())
+}
