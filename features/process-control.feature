@@ -66,6 +66,12 @@ Feature: Process Control
     When I publish 4096 bytes to "process/ctrl/cycle_start"
     Then topic "process/status/cycle_counter" is "1"
 
+  # A JSON escape makes the parser hand over an owned string: the name still counts.
+  Scenario: A sequence name written with a JSON escape
+    Given a virtual board with config "flat-json.json"
+    When I publish '{"sequence":"g\u0061s","value":12.3}' to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'gas' = 12.30"
+
   Scenario: The fallback value of another sequence
     Given a virtual board with config "flat-json.json"
     When I publish '{"sequence":"gas","value":12.3}' to "process/ctrl/set_fallbackvalue"

@@ -49,3 +49,17 @@ Feature: Configuration through the web interface and REST API
   Scenario: The REST status shows the running device
     When I request "/api/status" via HTTP
     Then the REST reply contains '"mqtt_connected":true'
+
+  # Arrays are replaced whole (objects merge key by key): renaming a sequence through REST posts the list.
+  Scenario: A sequence renamed through REST publishes under its new name
+    When I post '{"numbersequences":{"sequence":[{"sequenceid":0,"sequencename":"main"},{"sequenceid":1,"sequencename":"heat"}]}}' to the REST config
+    Then the REST reply status is 200
+    When I trigger a cycle
+    Then the JSON at "process/data/1/json" has "sequence_name" = "heat"
+    And the board config has "numbersequences.sequence[1].sequencename" = "heat"
+
+  Scenario: The console sets a value inside a list
+    When I type 'config set numbersequences.sequence[1].sequencename "heat"' on the console
+    Then the console reply is "ok numbersequences.sequence[1].sequencename saved"
+    When I trigger a cycle
+    Then the JSON at "process/data/1/json" has "sequence_name" = "heat"
