@@ -60,3 +60,7 @@ Feature: The board's clock in any zone and across resets
       | XST-1XDT,M2.5.0,M10.5.0        | 2026-02-25T12:00:00Z | +0200  |
       | XST-1XDT,M2.5.0,M10.5.0        | 2028-02-27T00:59:00Z | +0100  |
       | XST-1XDT,M2.5.0,M10.5.0        | 2028-02-27T01:01:00Z | +0200  |
+      # The last Tuesday of February 2028 is the 29th; the last Monday of February 2100 (no leap year) the 22nd.
+      | XST-1XDT,M2.5.2,M10.5.0        | 2028-02-28T12:00:00Z | +0100  |
+      | XST-1XDT,M2.5.2,M10.5.0        | 2028-02-29T01:01:00Z | +0200  |
+      | XST-1XDT,M2.5.1,M10.5.0        | 2100-02-25T12:00:00Z | +0200  |

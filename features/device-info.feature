@@ -30,6 +30,18 @@ Feature: Device Info
     Then the REST reply status is 200
     And the REST reply contains "mqtt:v2"
 
+  # v17's handler reads the query into a 64-byte buffer (server_mqtt.cpp): none, or one too long, shows the usage.
+  @http
+  Scenario Outline: The REST handler's usage page
+    When I request "<path>" via HTTP
+    Then the REST reply status is 200
+    And the REST reply contains "Handler usage:"
+
+    Examples:
+      | path                                                                            |
+      | /mqtt                                                                           |
+      | /mqtt?task=api_name&padding=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa |
+
   @http
   Scenario: An unknown REST task is answered as v17 answers it
     When I request "/mqtt?task=reboot_everything" via HTTP
