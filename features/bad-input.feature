@@ -72,6 +72,8 @@ Feature: Bad input gets a clear error and changes nothing
       | {"network":{"time":{"ntp":{"timeserver":"pool ntp.org"}}}} | network.time.ntp.timeserver |
       | {"network":{"time":{"ntp":{"timeserver":"pool.ntp.org:0"}}}} | network.time.ntp.timeserver |
       | {"network":{"time":{"ntp":{"timeserver":":123"}}}} | network.time.ntp.timeserver |
+      | {"mqtt":{"clientid":"meter one"}}            | mqtt.clientid              |
+      | {"mqtt":{"clientid":""}}                     | mqtt.clientid              |
 
   Scenario: An oversized control payload is refused
     When I publish 5000 bytes to "process/ctrl/set_fallbackvalue"

@@ -160,6 +160,7 @@ Feature: Digitization and post-processing
       | class11  | true   | N,N,3  | 3   | 000 Valid                   |          | 3     |
       | class11  | false  | N,2,3  | N23 | E90 No data to substitute N | Raw: N23 |       |
       | class100 | true   | N,2,3  | N23 | E90 No data to substitute N | Raw: N23 |       |
+      | class11  | true   | N,N,N  | N   | E90 No data to substitute N | Raw: N   |       |
 
   Scenario: A fallback value newer than the board's clock is not used after a power loss
     Given a virtual board with config "flat-json.json"
@@ -242,4 +243,19 @@ Feature: Digitization and post-processing
     When sequence "main" reads digits "N,2,3" and pointers ""
     And I trigger a cycle
     Then the JSON at "process/data/0/json" has "raw_value" = "23"
+    And the JSON at "process/data/0/json" has "value_status" = "000 Valid"
+
+  # An N after the decimal point takes the fallback value's digit at the same place.
+  Scenario: An unreadable digit after the decimal point
+    Given the config "flat-json.json"
+    And sequence "main" has 3 digits and 0 pointers
+    And sequence "main" has post-processing "decimalshift" = -1
+    And the board is started
+    When sequence "main" reads digits "1,2,3" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "fallback_value" = "12.3"
+    When sequence "main" reads digits "1,2,N" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "raw_value" = "12.N"
+    And the JSON at "process/data/0/json" has "actual_value" = "12.3"
     And the JSON at "process/data/0/json" has "value_status" = "000 Valid"
