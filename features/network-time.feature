@@ -31,3 +31,13 @@ Feature: Network time
     And the board is started
     When I trigger a cycle
     Then topic "device/status/ntp_syncstatus" is "Disabled"
+
+  # With Home Assistant discovery on, the states go out again with the second birth, 2 s after connecting; a board
+  # that connects before its network time arrives must keep that 2 s on the clock the time sync steps (CI once saw
+  # the step counted twice: no second birth at all).
+  Scenario: A board that connects before its network time still repeats its birth and states 2 s later
+    Given the config "ha-json-topics.json"
+    And the time server answers after 60 ms
+    And the board is started
+    Then "device/status/connection" was published 3 times within 4000 ms
+    And "device/gpio/valve/state" was published 2 times within 4000 ms

@@ -23,6 +23,8 @@ pub struct SntpServer {
     stop: Arc<AtomicBool>,
     /// Seconds the time it tells is ahead of the rig's clock (negative: behind).
     shift: Arc<AtomicI64>,
+    /// How long it holds each answer back (a slow network).
+    delay_ms: Arc<AtomicU64>,
 }
 
 /// The rig's clock as an NTP timestamp, `shift` seconds on.
@@ -81,11 +83,13 @@ impl SntpServer {
             Arc::new(AtomicBool::new(false)),
         );
         let shift = Arc::new(AtomicI64::new(0));
-        let (s, a, st, sh) = (
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (s, a, st, sh, dl) = (
             silent.clone(),
             answered.clone(),
             stop.clone(),
             shift.clone(),
+            delay_ms.clone(),
         );
         std::thread::Builder::new()
             .name("hil-sntp".into())
@@ -98,6 +102,10 @@ impl SntpServer {
                     let received = ntp_now(sh.load(Ordering::Relaxed));
                     if s.load(Ordering::Relaxed) {
                         continue;
+                    }
+                    let delay = dl.load(Ordering::Relaxed);
+                    if delay > 0 {
+                        std::thread::sleep(Duration::from_millis(delay));
                     }
                     if let Some(reply) =
                         answer(&buf[..n], received, ntp_now(sh.load(Ordering::Relaxed)))
@@ -115,7 +123,13 @@ impl SntpServer {
             answered,
             stop,
             shift,
+            delay_ms,
         })
+    }
+
+    /// Holds every answer back this long (0: answers at once).
+    pub fn delay_answers(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// From now on tells the time as if it were `unix` now (seconds since 1970 UTC), running on from there.

@@ -143,7 +143,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         self.mqtt_up = false;
         let stored_config = self.load(board, storage::CONFIG).await;
         let stored_fallbacks = self.load(board, storage::FALLBACKS).await;
-        let now = self.unix_ms();
+        let now = self.engine_ms();
         self.engine.push_event(
             now,
             Event::Booted(Boot {
@@ -187,7 +187,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         let engine = self
             .engine
             .next_deadline()
-            .map(|at| now + at.saturating_sub(self.unix_ms()));
+            .map(|at| now + at.saturating_sub(self.engine_ms()));
         engine.map_or(self.status_due_ms, |at| at.min(self.status_due_ms))
     }
 
@@ -201,7 +201,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
                         self.refresh_status(board);
                     }
                     self.engine
-                        .push_event(self.unix_ms(), Event::ConsoleLine(line));
+                        .push_event(self.engine_ms(), Event::ConsoleLine(line));
                     if let Some(exit) = self.apply(board).await {
                         return Some(exit);
                     }
@@ -210,11 +210,11 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
             }
             Input::Pin { pin, level } => {
                 self.engine
-                    .push_event(self.unix_ms(), Event::PinChanged { pin, level });
+                    .push_event(self.engine_ms(), Event::PinChanged { pin, level });
                 self.apply(board).await
             }
             Input::Http(request, reply) => {
-                let response = self.engine.http(self.unix_ms(), &request);
+                let response = self.engine.http(self.engine_ms(), &request);
                 reply.send(response);
                 self.apply(board).await
             }
@@ -226,7 +226,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         if self.clock.now_ms() >= self.status_due_ms {
             self.refresh_status(board);
         }
-        self.engine.push_event(self.unix_ms(), Event::Tick);
+        self.engine.push_event(self.engine_ms(), Event::Tick);
         self.apply(board).await
     }
 
@@ -235,7 +235,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         let mut status = board.status();
         status.time = self.wall.status();
         self.engine
-            .push_event(self.unix_ms(), Event::BoardStatus(status));
+            .push_event(self.engine_ms(), Event::BoardStatus(status));
     }
 
     /// The clock was synchronized (or network time turned off): the engine hears it at once.
@@ -248,7 +248,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
             let by_ms = offset - self.engine_offset_ms;
             self.engine_offset_ms = offset;
             self.engine
-                .push_event(self.unix_ms(), Event::TimeStepped { by_ms });
+                .push_event(self.engine_ms(), Event::TimeStepped { by_ms });
         }
         let status = self.wall.status();
         let now = crate::time::format_utc(self.unix_ms());
@@ -266,13 +266,20 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
         self.wall.unix_ms(self.clock.now_ms())
     }
 
+    /// The time as the engine knows it: the wall clock with the offset of the last step the engine was told about.
+    /// The SNTP task moves the wall clock at any moment; an event stamped with the moved clock before the engine
+    /// has its `TimeStepped` would have every time the engine keeps shifted twice (the repeated birth 56 years out).
+    pub fn engine_ms(&self) -> u64 {
+        (self.clock.now_ms() as i64 + self.engine_offset_ms).max(0) as u64
+    }
+
     /// What the MQTT driver says.
     pub async fn mqtt_event<B: Board>(
         &mut self,
         board: &mut B,
         event: mqtt::Event,
     ) -> Option<Exit> {
-        let now = self.unix_ms();
+        let now = self.engine_ms();
         match event {
             mqtt::Event::Connecting { host, port } => {
                 self.log(
@@ -372,7 +379,7 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
                     board.set_pin(pin, level, duty);
                     if let Some((input, level)) = board.jumpered_input(pin) {
                         self.engine
-                            .push_event(self.unix_ms(), Event::PinChanged { pin: input, level });
+                            .push_event(self.engine_ms(), Event::PinChanged { pin: input, level });
                     }
                 }
                 Action::RequestFrame => {
@@ -380,7 +387,8 @@ impl<'a, M: RawMutex, C: Clock, F: MultiwriteNorFlash> Shell<'a, M, C, F> {
                     // console (`frame ...`) through the simulated camera.
                     self.refresh_status(board);
                     let frame = self.engine.capture_simulated();
-                    self.engine.push_event(self.unix_ms(), Event::Frame(frame));
+                    self.engine
+                        .push_event(self.engine_ms(), Event::Frame(frame));
                 }
                 Action::ConsoleWrite(line) => {
                     self.console.line(&line);

@@ -86,6 +86,15 @@ async fn time_server_date(w: &mut Rig, utc: String) -> Step {
     Ok(())
 }
 
+#[given(expr = "the time server answers after {int} ms")]
+async fn time_server_slow(w: &mut Rig, ms: u64) -> Step {
+    w.sntp
+        .as_ref()
+        .ok_or_else(|| anyhow!("the rig serves no time to this board"))?
+        .delay_answers(ms);
+    Ok(())
+}
+
 #[given(expr = "the time server's clock jumps {int} minutes ahead")]
 #[when(expr = "the time server's clock jumps {int} minutes ahead")]
 async fn time_server_jumps(w: &mut Rig, minutes: i64) -> Step {

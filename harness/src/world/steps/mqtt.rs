@@ -285,3 +285,25 @@ async fn json_board_ip(w: &mut Rig, rel: String, field: String) -> Step {
         }
     }
 }
+
+#[then(expr = "{string} was published {int} times within {int} ms")]
+async fn published_times(w: &mut Rig, rel: String, times: usize, ms: u64) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("'{rel}' published {times} times within {ms} ms"),
+        Some(topic.clone()),
+        format!("{times} publishes"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+    loop {
+        let count = w.obs()?.history_of(&topic).len();
+        if count >= times {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            w.saw(format!("{count} publishes"));
+            fail!("'{topic}' was published {count} times within {ms} ms, expected {times}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
