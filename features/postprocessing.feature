@@ -162,6 +162,7 @@ Feature: Digitization and post-processing
       | class100 | true   | N,2,3  | N23 | E90 No data to substitute N | Raw: N23 |       |
       | class11  | true   | N,N,N  | N   | E90 No data to substitute N | Raw: N   |       |
 
+  @virtual-only
   Scenario: A fallback value newer than the board's clock is not used after a power loss
     Given a virtual board with config "flat-json.json"
     When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
@@ -176,6 +177,7 @@ Feature: Digitization and post-processing
 
   # The fallback value is kept in flash with its time; at start it is used when it is not older than
   # fallbackvalueagestartup minutes (default 720), and never when it is newer than the clock.
+  @virtual-only
   Scenario: The fallback value comes back after a power loss
     Given a virtual board with config "flat-json.json"
     When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
@@ -188,6 +190,7 @@ Feature: Digitization and post-processing
     Then the JSON at "process/data/0/json" has "value_status" = "000 Valid"
     And the JSON at "process/data/0/json" has "actual_value" = "16.98"
 
+  @virtual-only
   Scenario Outline: A fallback value older than its startup age is not used after a power loss
     Given the config "flat-json.json"
     And sequence "main" has post-processing "fallbackvalueagestartup" = 60
