@@ -509,7 +509,9 @@ async fn check_duplicate_keys(
         ),
     ];
     for (topic, payload, what) in cases {
-        let states_before = obs.history_of(&state_topic).len();
+        // A republish of the same state (the board repeats its states 2 s after connecting with discovery on,
+        // decision 53) is no change; a new payload is.
+        let states_before = obs.history_of(&state_topic);
         let fallback_before = status(board)["sequences"][0]["fallback_value"].clone();
         obs.publish(&topic, payload.as_bytes(), false)
             .await
@@ -533,7 +535,13 @@ async fn check_duplicate_keys(
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if obs.history_of(&state_topic).len() != states_before {
+        let last_before = states_before.last().map(|s| s.payload.clone());
+        if obs
+            .history_of(&state_topic)
+            .iter()
+            .skip(states_before.len())
+            .any(|s| Some(&s.payload) != last_before.as_ref())
+        {
             problems.push(format!(
                 "[{}] {payload} on {topic} changed the pin",
                 live.tag
