@@ -118,11 +118,16 @@ fn round_trips_on_a_default_config_mosquitto_do_not_wait_for_delayed_acks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// How far away the slow broker is, each way.
+const SLOW_BROKER_MS: u64 = 100;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_broker_is_named_as_the_cause() {
     let bin = common::board_bin();
     let broker = harness::broker::start_embedded("127.0.0.1:0".parse().unwrap()).unwrap();
-    // A broker 25 ms away each way: everything it forwards is late.
+    // A broker 100 ms away each way: everything it forwards is late. The verdict needs 2 x latency >= the board's
+    // own time per round trip; at 25 ms a loaded CI machine (8 boards of the test beside it) made the board the
+    // slower part.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let upstream = (broker.host.clone(), broker.port);
@@ -160,7 +165,7 @@ async fn slow_copy(
     mut to: tokio::net::tcp::OwnedWriteHalf,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // Latency, not a narrow pipe: every chunk leaves 25 ms after it came, whatever came before it.
+    // Latency, not a narrow pipe: every chunk leaves SLOW_BROKER_MS after it came, whatever came before it.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     let reader = async move {
         let mut buf = vec![0u8; 16 * 1024];
@@ -176,7 +181,7 @@ async fn slow_copy(
     };
     let writer = async move {
         while let Some((at, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(at + Duration::from_millis(25)).await;
+            tokio::time::sleep_until(at + Duration::from_millis(SLOW_BROKER_MS)).await;
             if to.write_all(&chunk).await.is_err() {
                 return;
             }
