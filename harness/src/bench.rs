@@ -42,9 +42,8 @@ pub async fn broker_echo(broker: &BrokerTarget, n: usize) -> Result<Vec<Duration
     Ok(samples)
 }
 
-/// What makes round trips slow, when they are: a round trip passes the broker twice (and the board's reply is
-/// several messages), so when three echoes take as long as a round trip, the broker is the cause. None when round
-/// trips are fast.
+/// What makes round trips slow, when they are: a GPIO round trip (ctrl -> state) passes the broker twice, so when
+/// three echoes take as long as one, the broker is the cause. None when round trips are fast.
 pub fn diagnose(
     echo: (Duration, Duration, Duration),
     round_trip: (Duration, Duration, Duration),
