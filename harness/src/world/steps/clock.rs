@@ -86,6 +86,36 @@ async fn time_server_date(w: &mut Rig, utc: String) -> Step {
     Ok(())
 }
 
+#[then(expr = "the board has the time server's time within {int} s")]
+async fn board_has_server_time(w: &mut Rig, tolerance: i64) -> Step {
+    // Synchronized, and to the time the server tells (which a step may have moved away from the rig's clock).
+    let deadline = std::time::Instant::now() + ctx().timeout;
+    loop {
+        let told = w
+            .sntp
+            .as_ref()
+            .ok_or_else(|| anyhow!("the rig serves no time to this board"))?
+            .now_unix();
+        let reply = w.console("status").await?;
+        let status: Value = serde_json::from_str(reply.trim_start_matches("ok").trim())
+            .with_context(|| format!("`status` answered {reply}"))?;
+        let text = status["time"].as_str().unwrap_or_default().to_string();
+        if status["time_sync"] == "Synchronized" {
+            let (unix, _) = parse_timestamp(&text)?;
+            if (told - unix).abs() <= tolerance {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            fail!(
+                "the board never took the time server's time: `status` says {} at {text}",
+                status["time_sync"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[given(expr = "the time server answers after {int} ms")]
 async fn time_server_slow(w: &mut Rig, ms: u64) -> Step {
     w.sntp
