@@ -1,13 +1,13 @@
 //! Steps on the board's clock beyond Central European time: timestamps in zones of a fixed offset (west of UTC,
 //! with minutes), and a rebooted board taking its time again from the rig's server (with the clock it kept).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use cucumber::{given, then, when};
 use serde_json::Value;
 
-use super::time::parse_timestamp;
+use super::time::{json_timestamp, now_unix, parse_timestamp};
 use super::Step;
 use crate::world::{ctx, Rig};
 
@@ -39,26 +39,13 @@ async fn json_time_at_offset(
         Some(topic.clone()),
         format!("{field} = now{offset}"),
     );
-    let seen = w
-        .obs()?
-        .wait_until(&topic, ctx().timeout, &format!("had {field}"), |s| {
-            serde_json::from_str::<Value>(&s.payload)
-                .ok()
-                .and_then(|v| v.get(&field).and_then(Value::as_str).map(str::to_string))
-                .is_some_and(|t| !t.is_empty())
-        })
-        .await?;
-    let v: Value = serde_json::from_str(&seen.payload)?;
-    let text = v[&field].as_str().unwrap_or_default().to_string();
+    let (text, unix, got) = json_timestamp(w, &topic, &field).await?;
     w.saw(format!("{field} = {text}"));
-    let (unix, got) = parse_timestamp(&text).with_context(|| format!("'{topic}' {field}"))?;
     // "Now" is what the rig's time server tells (the rig's clock unless a step set another date).
-    let now = match &w.sntp {
-        Some(sntp) => sntp.now_unix(),
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    };
+    let now = w
+        .sntp
+        .as_ref()
+        .map_or_else(now_unix, |sntp| sntp.now_unix());
     if (now - unix).abs() > tolerance {
         fail!(
             "'{topic}' {field} = {text}: {} s from the rig's clock",

@@ -77,27 +77,37 @@ fn central_european_offset(unix: i64) -> i64 {
     }
 }
 
-fn now_unix() -> i64 {
+pub(super) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-#[then(expr = "the JSON at {string} has {string} within {int} s of now in Central European time")]
-async fn json_time_is_now(w: &mut Rig, rel: String, field: String, tolerance: i64) -> Step {
-    let topic = w.t(&rel);
+/// A timestamp field of the JSON at `topic`, once it is there: its text, unix time and UTC offset in seconds.
+pub(super) async fn json_timestamp(
+    w: &Rig,
+    topic: &str,
+    field: &str,
+) -> Result<(String, i64, i64)> {
     let seen = w
         .obs()?
-        .wait_until(&topic, ctx().timeout, &format!("had {field}"), |s| {
+        .wait_until(topic, ctx().timeout, &format!("had {field}"), |s| {
             serde_json::from_str::<Value>(&s.payload)
                 .ok()
-                .and_then(|v| v.get(&field).and_then(Value::as_str).map(str::to_string))
+                .and_then(|v| v.get(field).and_then(Value::as_str).map(str::to_string))
                 .is_some_and(|t| !t.is_empty())
         })
         .await?;
     let v: Value = serde_json::from_str(&seen.payload)?;
-    let text = v[&field].as_str().unwrap_or_default();
-    let (unix, offset) = parse_timestamp(text).with_context(|| format!("'{topic}' {field}"))?;
+    let text = v[field].as_str().unwrap_or_default().to_string();
+    let (unix, offset) = parse_timestamp(&text).with_context(|| format!("'{topic}' {field}"))?;
+    Ok((text, unix, offset))
+}
+
+#[then(expr = "the JSON at {string} has {string} within {int} s of now in Central European time")]
+async fn json_time_is_now(w: &mut Rig, rel: String, field: String, tolerance: i64) -> Step {
+    let topic = w.t(&rel);
+    let (text, unix, offset) = json_timestamp(w, &topic, &field).await?;
     let now = now_unix();
     if (now - unix).abs() > tolerance {
         fail!(
