@@ -110,8 +110,10 @@ impl SntpServer {
                     if let Some(reply) =
                         answer(&buf[..n], received, ntp_now(sh.load(Ordering::Relaxed)))
                     {
-                        if socket.send_to(&reply, from).is_ok() {
-                            a.fetch_add(1, Ordering::Relaxed);
+                        // Counted before it leaves: a client that has its answer must see it counted.
+                        a.fetch_add(1, Ordering::Relaxed);
+                        if socket.send_to(&reply, from).is_err() {
+                            a.fetch_sub(1, Ordering::Relaxed);
                         }
                     }
                 }
