@@ -158,6 +158,11 @@ impl SntpServer {
         self.silent.store(false, Ordering::Relaxed);
     }
 
+    /// Whether it answers, and without holding answers back.
+    pub fn answers_at_once(&self) -> bool {
+        !self.silent.load(Ordering::Relaxed) && self.delay_ms.load(Ordering::Relaxed) == 0
+    }
+
     /// Requests answered so far.
     pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)

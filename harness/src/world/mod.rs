@@ -98,14 +98,23 @@ fn parse_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-/// Sets `a.b[1].c` in a JSON document, creating objects on the way.
-fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
-    let segs: Vec<String> = path
-        .replace('[', ".")
+/// `a.b[1].c` -> `["a", "b", "1", "c"]`.
+fn path_segments(path: &str) -> Vec<String> {
+    path.replace('[', ".")
         .replace(']', "")
         .split('.')
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// The value at `a.b[1].c` in a JSON document.
+fn get_path<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    doc.pointer(&format!("/{}", path_segments(path).join("/")))
+}
+
+/// Sets `a.b[1].c` in a JSON document, creating objects on the way.
+fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
+    let segs = path_segments(path);
     let mut v = doc;
     for (i, seg) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
@@ -325,7 +334,38 @@ impl Rig {
         if let Err(e) = self.wait_for("device/status/connection", "online").await {
             return Err(self.infrastructure("the board did not come online", e));
         }
+        // A cycle before the first sync is stamped 1970, and a rate counts from then (decision 52): a started board
+        // has the rig's time before the scenario goes on, unless the scenario keeps the time from it.
+        let syncs = config["network"]["time"]["ntp"]["timesyncenabled"] != false;
+        if syncs && self.sntp.as_ref().is_some_and(|s| s.answers_at_once()) {
+            self.wait_for_time_sync().await?;
+        }
         Ok(())
+    }
+
+    /// The console's `status` reply, as JSON.
+    async fn console_status(&mut self) -> Result<Value> {
+        let reply = self.console("status").await?;
+        serde_json::from_str(reply.trim_start_matches("ok").trim())
+            .with_context(|| format!("`status` answered {reply}"))
+    }
+
+    /// Polls the console's `status` until the board says its time is synchronized.
+    async fn wait_for_time_sync(&mut self) -> Result<()> {
+        let deadline = std::time::Instant::now() + ctx().timeout;
+        loop {
+            let status = self.console_status().await?;
+            if status["time_sync"] == "Synchronized" {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the board did not take the rig's time: `status` says time_sync {}",
+                    status["time_sync"]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits for a topic (relative to the main topic) to read `payload`.

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use cucumber::{given, then, when};
-use serde_json::Value;
 
-use super::time::{json_timestamp, now_unix, parse_timestamp};
+use super::time::{board_clock_near, json_timestamp, now_unix, parse_timestamp};
 use super::Step;
 use crate::world::{ctx, Rig};
 
@@ -73,34 +72,17 @@ async fn time_server_date(w: &mut Rig, utc: String) -> Step {
     Ok(())
 }
 
+#[given(expr = "the board has the time server's time within {int} s")]
 #[then(expr = "the board has the time server's time within {int} s")]
 async fn board_has_server_time(w: &mut Rig, tolerance: i64) -> Step {
-    // Synchronized, and to the time the server tells (which a step may have moved away from the rig's clock).
-    let deadline = std::time::Instant::now() + ctx().timeout;
-    loop {
-        let told = w
-            .sntp
+    // To the time the server tells, which a step may have moved away from the rig's clock.
+    let server = |w: &Rig| {
+        Ok(w.sntp
             .as_ref()
             .ok_or_else(|| anyhow!("the rig serves no time to this board"))?
-            .now_unix();
-        let reply = w.console("status").await?;
-        let status: Value = serde_json::from_str(reply.trim_start_matches("ok").trim())
-            .with_context(|| format!("`status` answered {reply}"))?;
-        let text = status["time"].as_str().unwrap_or_default().to_string();
-        if status["time_sync"] == "Synchronized" {
-            let (unix, _) = parse_timestamp(&text)?;
-            if (told - unix).abs() <= tolerance {
-                return Ok(());
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            fail!(
-                "the board never took the time server's time: `status` says {} at {text}",
-                status["time_sync"]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .now_unix())
+    };
+    board_clock_near(w, server, "the time server's time", tolerance).await
 }
 
 #[given(expr = "the time server answers after {int} ms")]

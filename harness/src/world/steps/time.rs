@@ -124,31 +124,39 @@ async fn json_time_is_now(w: &mut Rig, rel: String, field: String, tolerance: i6
     Ok(())
 }
 
+#[given(expr = "the console shows the time of the rig within {int} s")]
 #[then(expr = "the console shows the time of the rig within {int} s")]
 async fn console_time(w: &mut Rig, tolerance: i64) -> Step {
-    // `status` carries `"time"` (the board's clock in its zone) and `"time_sync"`; the first sync after power-on
-    // may still be under way, and a board keeps its clock across a soft reboot, as an ESP32's RTC does.
+    // The first sync after power-on may still be under way, and a board keeps its clock across a soft reboot, as an
+    // ESP32's RTC does.
+    board_clock_near(w, |_| Ok(now_unix()), "the rig's clock", tolerance).await
+}
+
+/// Polls the console's `status` (`"time"`: the board's clock in its zone, `"time_sync"`) until the board says its
+/// clock is synchronized and within `tolerance` s of `reference` (read anew on every poll: the clock runs on);
+/// fails with the last difference once the step's time is up.
+pub(super) async fn board_clock_near(
+    w: &mut Rig,
+    reference: impl Fn(&Rig) -> Result<i64>,
+    whose: &str,
+    tolerance: i64,
+) -> Step {
     let deadline = std::time::Instant::now() + ctx().timeout;
     loop {
-        let reply = w.console("status").await?;
-        let status: Value = serde_json::from_str(reply.trim_start_matches("ok").trim())
-            .with_context(|| format!("`status` answered {reply}"))?;
+        let status = w.console_status().await?;
         let text = status["time"].as_str().unwrap_or_default();
-        if status["time_sync"] == "Synchronized" {
+        let off_by = if status["time_sync"] == "Synchronized" {
             let (unix, _) = parse_timestamp(text)?;
-            if (now_unix() - unix).abs() > tolerance {
-                fail!(
-                    "the board says {text}: {} s from the rig's clock",
-                    now_unix() - unix
-                );
+            let off_by = reference(w)? - unix;
+            if off_by.abs() <= tolerance {
+                return Ok(());
             }
-            return Ok(());
-        }
+            format!("{off_by} s from {whose}")
+        } else {
+            format!("`time_sync` {}", status["time_sync"])
+        };
         if std::time::Instant::now() > deadline {
-            fail!(
-                "the board never said its time was synchronized: `status` says {} at {text}",
-                status["time_sync"]
-            );
+            fail!("the board's clock says {text} ({off_by}), not {whose} within {tolerance} s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
