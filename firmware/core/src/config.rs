@@ -358,32 +358,9 @@ fn bad_time_server(server: &str) -> Option<&'static str> {
 }
 
 /// Deep-merges `patch` into `base`: objects merge key by key, everything else (arrays too) replaces.
-/// A redacted secret in the patch keeps the secret already in `base`.
-pub fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.as_str().is_some_and(is_redacted)
-                    && SECRET_KEYS.contains(&k.as_str())
-                    && b.contains_key(k)
-                {
-                    continue;
-                }
-                match b.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
-}
-
-/// [`merge`] of a patch the caller gives away: its parts move into `base` instead of being copied (a config
-/// document in a device's small heap exists once, not twice).
-pub fn merge_owned(base: &mut Value, patch: Value) {
+/// A redacted secret in the patch keeps the secret already in `base`. The patch's parts move into `base` instead of
+/// being copied (a config document in a device's small heap exists once, not twice).
+pub fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
@@ -394,10 +371,9 @@ pub fn merge_owned(base: &mut Value, patch: Value) {
                     continue;
                 }
                 match b.get_mut(&k) {
-                    Some(existing) if existing.is_object() && v.is_object() => {
-                        merge_owned(existing, v)
-                    }
-                    _ => {
+                    // Merging into what is there is replacing it unless both are objects (the arm below).
+                    Some(existing) => merge(existing, v),
+                    None => {
                         b.insert(k, v);
                     }
                 }
@@ -602,7 +578,7 @@ impl Config {
             return Err(ConfigError::one("$", "configuration must be a JSON object"));
         }
         let mut doc = default_json();
-        merge_owned(&mut doc, partial);
+        merge(&mut doc, partial);
         let config = Config::from_json(&doc)?;
         Ok((doc, config))
     }
@@ -1463,7 +1439,7 @@ mod tests {
         assert_eq!(get_path(&shown, "mqtt.password"), Some(&json!(REDACTED)));
         assert_eq!(get_path(&shown, "mqtt.username"), Some(&json!("")));
         let mut back = doc.clone();
-        merge(&mut back, &shown);
+        merge(&mut back, shown.clone());
         assert_eq!(get_path(&back, "mqtt.password"), Some(&json!("hunter2")));
         assert_eq!(back, doc);
     }

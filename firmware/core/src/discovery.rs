@@ -510,7 +510,7 @@ mod tests {
     fn config(extra: serde_json::Value) -> Config {
         let mut base = json!({"mqtt": {"maintopic": "a/b/node", "homeassistant": {"discoveryenabled": true}},
                               "gpio": {"gpiopin": []}});
-        crate::config::merge(&mut base, &extra);
+        crate::config::merge(&mut base, extra);
         Config::from_partial(&base).unwrap().1
     }
 

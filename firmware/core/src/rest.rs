@@ -108,7 +108,7 @@ impl Engine {
                 return reply(400, JSON, json!({"error": msg, "path": e.path}).to_string());
             }
         };
-        match self.merge_config(&patch) {
+        match self.merge_config(patch) {
             Ok(()) => reply(
                 200,
                 JSON,

@@ -16,13 +16,13 @@ fn manual(extra: Value) -> String {
         "gpio": {"customizationenabled": true, "gpiopin": []},
         "network": {"time": {"timezone": "UTC0"}}
     });
-    meter_core::config::merge(&mut base, &extra);
+    meter_core::config::merge(&mut base, extra);
     base.to_string()
 }
 
 fn post(extra: Value) -> Value {
     let mut p = json!({"sequenceid": 0, "extendedresolution": false, "maxratechecktype": 0});
-    meter_core::config::merge(&mut p, &extra);
+    meter_core::config::merge(&mut p, extra);
     json!({"postprocessing": {"sequence": [p]}})
 }
 

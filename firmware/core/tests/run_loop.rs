@@ -9,7 +9,7 @@ use serde_json::json;
 
 fn config(extra: serde_json::Value) -> String {
     let mut base: serde_json::Value = serde_json::from_str(&fixture("flat-json.json")).unwrap();
-    meter_core::config::merge(&mut base, &extra);
+    meter_core::config::merge(&mut base, extra);
     base.to_string()
 }
 

@@ -77,7 +77,7 @@ impl Engine {
     }
 
     /// Merges a partial document into the running config (REST `POST /api/config`).
-    pub fn merge_config(&mut self, patch: &Value) -> Result<(), ConfigError> {
+    pub fn merge_config(&mut self, patch: Value) -> Result<(), ConfigError> {
         if !patch.is_object() {
             return Err(ConfigError {
                 errors: alloc::vec![config::FieldError {

@@ -101,7 +101,7 @@ impl Engine {
                     Err(e) => format!("err invalid-config {e}"),
                 }
             }
-            Command::ConfigMerge { patch } => match self.merge_config(&patch) {
+            Command::ConfigMerge { patch } => match self.merge_config(patch) {
                 Ok(()) => "ok config merged and saved".to_string(),
                 Err(e) => format!("err invalid-config {e}"),
             },

@@ -233,7 +233,7 @@ pub fn config(broker: &Broker, topic: &str, extra: Value) -> Value {
         ]},
         "network": {"time": {"timezone": "UTC0"}}
     });
-    meter_core::config::merge(&mut base, &extra);
+    meter_core::config::merge(&mut base, extra);
     base
 }
 
