@@ -63,13 +63,14 @@ pub async fn serve<T: Read + Write, C: Clock, E: Exchange>(
         Either::First(Some(resp)) => {
             // Head, then the body's parts as they are: a page from flash is never copied.
             let head = http::response_head(resp.status, resp.content_type, resp.len());
+            let [first, middle, last] = resp.parts();
             let _ = send_parts(
                 conn,
                 &[
                     head.as_bytes(),
-                    resp.head.as_bytes(),
-                    resp.body.as_bytes(),
-                    resp.tail.as_bytes(),
+                    first.as_bytes(),
+                    middle.as_bytes(),
+                    last.as_bytes(),
                 ],
             )
             .await;
