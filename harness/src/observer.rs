@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS};
 
 use crate::broker::BrokerTarget;
 use crate::quickack::Link;
@@ -71,6 +71,27 @@ pub struct Observer {
 
 static CLIENTS: AtomicU32 = AtomicU32::new(0);
 
+/// An MQTT client (not yet connected: its event loop connects when polled) that reaches `broker` over `link`, with
+/// the broker's credentials, packets up to `max_packet` bytes and no Nagle delay.
+pub fn client_over(
+    link: &Link,
+    broker: &BrokerTarget,
+    id: String,
+    max_packet: usize,
+) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", link.port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(max_packet, max_packet);
+    if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}
+
 impl Observer {
     /// Connects and subscribes to every filter; returns once the broker acknowledged the subscriptions.
     pub async fn connect(broker: &BrokerTarget, filters: &[String]) -> Result<Observer> {
@@ -80,16 +101,7 @@ impl Observer {
             CLIENTS.fetch_add(1, Ordering::SeqCst)
         );
         let link = Link::start(broker).await?;
-        let mut opts = MqttOptions::new(id, "127.0.0.1", link.port());
-        opts.set_keep_alive(Duration::from_secs(30));
-        opts.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
-        if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
-            opts.set_credentials(u.clone(), p.clone());
-        }
-        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-        let mut net = NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        eventloop.set_network_options(net);
+        let (client, mut eventloop) = client_over(&link, broker, id, 4 * 1024 * 1024);
         let record: Arc<Mutex<Record>> = Arc::default();
         let notify = Arc::new(tokio::sync::Notify::new());
         let started = Instant::now();

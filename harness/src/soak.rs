@@ -19,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{json, Value};
 
 use crate::board::{Board, VirtualBoard};
 use crate::broker::BrokerTarget;
 use crate::cable::{Cable, Mosquitto};
+use crate::observer::client_over;
 use crate::quickack::Link;
 
 /// Where the soak's broker comes from.
@@ -176,20 +177,12 @@ struct Watcher {
 impl Watcher {
     async fn connect(broker: &BrokerTarget, topic: &str) -> Result<Watcher> {
         let link = Link::start(broker).await?;
-        let mut opts = MqttOptions::new(
+        let (client, mut eventloop) = client_over(
+            &link,
+            broker,
             format!("hil-soak-{}", std::process::id()),
-            "127.0.0.1",
-            link.port(),
+            1024 * 1024,
         );
-        opts.set_keep_alive(Duration::from_secs(30));
-        opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        if let (Some(u), Some(p)) = (&broker.username, &broker.password) {
-            opts.set_credentials(u.clone(), p.clone());
-        }
-        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-        let mut net = NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        eventloop.set_network_options(net);
         let counted: Arc<Mutex<Counted>> = Arc::default();
         let notify = Arc::new(tokio::sync::Notify::new());
         let filters = [

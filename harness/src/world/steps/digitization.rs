@@ -186,21 +186,30 @@ async fn example_value(w: &mut Rig, n: usize, file: String) -> Step {
         format!("actual_value = {}", ex.expected),
     );
     let expected = ex.expected.clone();
+    let what = format!("had actual_value = {expected:?}");
+    wait_json(w, &topic, &what, |v| v["actual_value"] == expected.as_str()).await
+}
+
+/// The number at `key`, printed as a JSON number or as a string (the reference prints most values as strings).
+fn number_at(v: &Value, key: &str) -> Option<f64> {
+    match &v[key] {
+        Value::String(s) => s.parse().ok(),
+        other => other.as_f64(),
+    }
+}
+
+/// Waits until the JSON at `topic` satisfies `accept`; on failure the step's report shows the last payload seen.
+async fn wait_json(w: &mut Rig, topic: &str, what: &str, accept: impl Fn(&Value) -> bool) -> Step {
     let result = w
-        .wait_topic(
-            &topic,
-            &format!("had actual_value = {expected:?}"),
-            true,
-            |s| {
-                serde_json::from_str::<Value>(&s.payload)
-                    .ok()
-                    .is_some_and(|v| v["actual_value"] == expected.as_str())
-            },
-        )
+        .wait_topic(topic, what, true, |s| {
+            serde_json::from_str::<Value>(&s.payload)
+                .ok()
+                .is_some_and(|v| accept(&v))
+        })
         .await;
     if result.is_err() {
-        if let Some(actual) = w.obs()?.get(&topic) {
-            w.saw(actual.payload);
+        if let Some(seen) = w.obs()?.get(topic) {
+            w.saw(seen.payload);
         }
     }
     result?;
@@ -215,26 +224,11 @@ async fn json_number_between(w: &mut Rig, rel: String, field: String, low: f64, 
         Some(topic.clone()),
         format!("{low} <= {field} <= {high}"),
     );
-    let number = |payload: &str| -> Option<f64> {
-        let v: Value = serde_json::from_str(payload).ok()?;
-        match &v[&field] {
-            Value::String(s) => s.parse().ok(),
-            other => other.as_f64(),
-        }
-    };
     let what = format!("had {field} from {low} to {high}");
-    let result = w
-        .wait_topic(&topic, &what, true, |s| {
-            number(&s.payload).is_some_and(|n| (low..=high).contains(&n))
-        })
-        .await;
-    if result.is_err() {
-        if let Some(seen) = w.obs()?.get(&topic) {
-            w.saw(seen.payload);
-        }
-    }
-    result?;
-    Ok(())
+    wait_json(w, &topic, &what, |v| {
+        number_at(v, &field).is_some_and(|n| (low..=high).contains(&n))
+    })
+    .await
 }
 
 #[then(expr = "the JSON at {string} has {string} = {int} times {string}")]
@@ -251,33 +245,14 @@ async fn json_number_times(
         Some(topic.clone()),
         format!("{field} = {factor} x {base}, a non-zero rate"),
     );
-    let number = |v: &Value, key: &str| -> Option<f64> {
-        match &v[key] {
-            Value::String(s) => s.parse().ok(),
-            other => other.as_f64(),
-        }
-    };
     let factor = f64::from(factor);
     let what = format!("had {field} = {factor} x {base}");
-    let result = w
-        .wait_topic(&topic, &what, true, |s| {
-            let Ok(v) = serde_json::from_str::<Value>(&s.payload) else {
-                return false;
-            };
-            match (number(&v, &field), number(&v, &base)) {
-                // Both printed rounded: half a unit of the 3rd decimal of the base, scaled, and of the 2nd.
-                (Some(got), Some(b)) if b != 0.0 => {
-                    (got - factor * b).abs() <= factor * 5e-4 + 5e-3
-                }
-                _ => false,
-            }
-        })
-        .await;
-    if result.is_err() {
-        if let Some(seen) = w.obs()?.get(&topic) {
-            w.saw(seen.payload);
+    wait_json(w, &topic, &what, |v| {
+        match (number_at(v, &field), number_at(v, &base)) {
+            // Both printed rounded: half a unit of the 3rd decimal of the base, scaled, and of the 2nd.
+            (Some(got), Some(b)) if b != 0.0 => (got - factor * b).abs() <= factor * 5e-4 + 5e-3,
+            _ => false,
         }
-    }
-    result?;
-    Ok(())
+    })
+    .await
 }
