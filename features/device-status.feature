@@ -36,6 +36,10 @@ Feature: Device Status
     And the board is powered on
     Then topic "device/status/connection" is "online" and retained
 
+  # Decision 30: a broker may hand out the last connection's will after the new birth; `online` follows 2 s later.
+  Scenario: The board says online once more 2 s after it connected
+    Then "device/status/connection" is published again 1500 to 3500 ms after its first publish
+
   Scenario: The NTP topic uses v17's name
     When I trigger a cycle
     Then topic "device/status/ntp_syncstatus" is published

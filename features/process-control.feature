@@ -66,6 +66,11 @@ Feature: Process Control
     When I publish 4096 bytes to "process/ctrl/cycle_start"
     Then topic "process/status/cycle_counter" is "1"
 
+  Scenario: A set_fallbackvalue of exactly 4096 bytes is taken
+    Given a virtual board with config "flat-json.json"
+    When I publish '{"sequence":"gas","value":12.3}' padded with spaces to 4096 bytes to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'gas' = 12.30"
+
   # A JSON escape makes the parser hand over an owned string: the name still counts.
   Scenario: A sequence name written with a JSON escape
     Given a virtual board with config "flat-json.json"

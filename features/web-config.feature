@@ -11,6 +11,13 @@ Feature: Configuration through the web interface and REST API
     And the REST reply contains "Settings &gt; Configuration"
     And the REST reply does not contain "https://"
 
+  Scenario: The configuration page shows each sequence's effective value of a key its entry leaves out
+    # flat-json.json: entry 0 names no decimalshift, entry 1 names -1; neither names maxrate or usefallbackvalue.
+    Then the configuration page shows "postprocessing.sequence[0].decimalshift" = 0
+    And the configuration page shows "postprocessing.sequence[1].decimalshift" = -1
+    And the configuration page shows "postprocessing.sequence[0].maxrate" = 0.15
+    And the configuration page shows "postprocessing.sequence[1].usefallbackvalue" = true
+
   Scenario: Moving the main topic moves the whole tree
     When I move the main topic to "moved" below it
     Then topic "moved/device/status/connection" is "online"
@@ -34,6 +41,15 @@ Feature: Configuration through the web interface and REST API
     And I request "/api/config" via HTTP
     Then the REST reply contains '"password":"******"'
     And the REST reply does not contain "s3cret"
+
+  # The page shows secrets redacted; a client that saves the whole form sends them back so.
+  Scenario: Saving the page's document back keeps the broker password it shows redacted
+    Given the board reaches its own embedded broker that admits only "meter" with password "s3cret"
+    When I post the configuration page's document to the REST config
+    Then the REST reply status is 200
+    When I forget what was published
+    And the board is reset
+    Then topic "device/status/connection" is "online"
 
   Scenario: The console changes the config too
     When I type 'config set operationmode.automaticprocessinterval "2.5"' on the console

@@ -252,10 +252,19 @@ pub fn free_port() -> Result<u16> {
 /// Starts rumqttd in this process (MQTT 3.1.1, anonymous, 1 MiB payloads), reached on `listen` (port 0 picks a
 /// free port). rumqttd's own loopback port is picked free too; should another process take it first, it tries again.
 pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
+    start_embedded_with_login(listen, None)
+}
+
+/// [`start_embedded`], admitting only `login` (user, password) when given: rumqttd checks it, and refuses
+/// anything else. The target carries the login, so the rig's own clients use it.
+pub fn start_embedded_with_login(
+    listen: SocketAddr,
+    login: Option<(String, String)>,
+) -> Result<BrokerTarget> {
     let attempts = 3;
     let mut last = None;
     for _ in 0..attempts {
-        match start_embedded_once(listen) {
+        match start_embedded_once(listen, login.clone()) {
             Ok(t) => return Ok(t),
             Err(e) => last = Some(e),
         }
@@ -263,7 +272,10 @@ pub fn start_embedded(listen: SocketAddr) -> Result<BrokerTarget> {
     Err(last.unwrap_or_else(|| anyhow!("embedded broker did not start")))
 }
 
-fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
+fn start_embedded_once(
+    listen: SocketAddr,
+    login: Option<(String, String)>,
+) -> Result<BrokerTarget> {
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
     // Clients reach rumqttd through the relay on the address asked for; rumqttd itself listens on loopback.
     let front = StdListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -273,7 +285,9 @@ fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
         connection_timeout_ms: 5000,
         max_payload_size: 1024 * 1024,
         max_inflight_count: 500,
-        auth: None,
+        auth: login
+            .clone()
+            .map(|(user, password)| HashMap::from([(user, password)])),
         external_auth: None,
         dynamic_filters: true,
     };
@@ -321,11 +335,12 @@ fn start_embedded_once(listen: SocketAddr) -> Result<BrokerTarget> {
         std::thread::sleep(Duration::from_millis(5));
     }
     start_relay(front, addr)?;
+    let (username, password) = login.unzip();
     Ok(BrokerTarget {
         host: listen.ip().to_string(),
         port,
-        username: None,
-        password: None,
+        username,
+        password,
         tls: None,
     })
 }

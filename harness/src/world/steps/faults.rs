@@ -150,6 +150,62 @@ async fn own_broker(kind: &str, dir: &std::path::Path) -> Result<OwnBroker> {
 
 #[given(expr = "the board reaches its own {word} broker")]
 async fn reaches_own_broker(w: &mut Rig, kind: String) -> Step {
+    plain_run_broker(w)?;
+    let dir = std::env::temp_dir().join(format!("hil-{}-broker", w.node));
+    let own = match own_broker(&kind, &dir).await {
+        Ok(own) => own,
+        Err(e) => {
+            return Err(w
+                .infrastructure("the scenario's own broker did not start", e)
+                .into())
+        }
+    };
+    lead_cable_to(w, own, &kind).await?;
+    w.wait_for("device/status/connection", "online").await?;
+    Ok(())
+}
+
+#[given(
+    expr = "the board reaches its own embedded broker that admits only {string} with password {string}"
+)]
+async fn reaches_own_broker_with_login(w: &mut Rig, user: String, password: String) -> Step {
+    plain_run_broker(w)?;
+    let login = Some((user.clone(), password.clone()));
+    let target = match tokio::task::spawn_blocking(move || {
+        crate::broker::start_embedded_with_login("127.0.0.1:0".parse()?, login)
+    })
+    .await
+    {
+        Ok(Ok(target)) => target,
+        Ok(Err(e)) => {
+            return Err(w
+                .infrastructure("the scenario's own broker did not start", e)
+                .into())
+        }
+        Err(e) => fail!("the embedded broker's start did not finish: {e}"),
+    };
+    let own = OwnBroker {
+        target,
+        mosquitto: None,
+        retained_before: None,
+    };
+    lead_cable_to(w, own, "embedded (with a login)").await?;
+    // The board learns the login the way a user gives it: through the REST API.
+    let body = serde_json::json!({"mqtt": {"authmode": 1, "username": user, "password": password}});
+    w.http("POST", "/api/config", &body.to_string()).await?;
+    if w.http.0 != 200 {
+        fail!(
+            "the board refused its broker's login: {} {}",
+            w.http.0,
+            w.http.1
+        );
+    }
+    w.wait_for("device/status/connection", "online").await?;
+    Ok(())
+}
+
+/// A broker of the scenario's own speaks plain MQTT: a run on a TLS broker configured its boards for TLS.
+fn plain_run_broker(w: &mut Rig) -> Step {
     if ctx().broker.tls.is_some() {
         return Err(w
             .infrastructure(
@@ -160,15 +216,11 @@ async fn reaches_own_broker(w: &mut Rig, kind: String) -> Step {
             )
             .into());
     }
-    let dir = std::env::temp_dir().join(format!("hil-{}-broker", w.node));
-    let own = match own_broker(&kind, &dir).await {
-        Ok(own) => own,
-        Err(e) => {
-            return Err(w
-                .infrastructure("the scenario's own broker did not start", e)
-                .into())
-        }
-    };
+    Ok(())
+}
+
+/// The board's cable leads to `own` from now on, and the rig watches it there.
+async fn lead_cable_to(w: &mut Rig, own: OwnBroker, kind: &str) -> Step {
     let target = own.target.clone();
     let cable = w.cable()?;
     cable.set_upstream(target.clone());
@@ -180,7 +232,6 @@ async fn reaches_own_broker(w: &mut Rig, kind: String) -> Step {
         target.uri()
     ));
     w.observe(&target).await?;
-    w.wait_for("device/status/connection", "online").await?;
     Ok(())
 }
 

@@ -31,6 +31,20 @@ async fn publish_bytes(w: &mut Rig, n: usize, rel: String) -> Step {
     Ok(w.publish(&rel, &vec![b'x'; n]).await?)
 }
 
+#[when(expr = "I publish {string} padded with spaces to {int} bytes to {string}")]
+async fn publish_padded(w: &mut Rig, payload: String, n: usize, rel: String) -> Step {
+    if payload.len() > n {
+        fail!(
+            "{payload:?} is already {} bytes, more than {n}",
+            payload.len()
+        );
+    }
+    // Whitespace after a JSON value is still the same JSON document.
+    let mut bytes = payload.into_bytes();
+    bytes.resize(n, b' ');
+    Ok(w.publish(&rel, &bytes).await?)
+}
+
 #[when(expr = "I wait {int} ms")]
 async fn wait_ms(_w: &mut Rig, ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -303,6 +317,36 @@ async fn published_times(w: &mut Rig, rel: String, times: usize, ms: u64) -> Ste
         if std::time::Instant::now() > deadline {
             w.saw(format!("{count} publishes"));
             fail!("'{topic}' was published {count} times within {ms} ms, expected {times}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[then(expr = "{string} is published again {int} to {int} ms after its first publish")]
+async fn published_again_after(w: &mut Rig, rel: String, low: u64, high: u64) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("'{rel}' published again {low}..{high} ms after its first publish"),
+        Some(topic.clone()),
+        format!("a second publish {low}..{high} ms after the first"),
+    );
+    let deadline = std::time::Instant::now() + ctx().timeout + Duration::from_millis(high);
+    loop {
+        let history = w.obs()?.history_of(&topic);
+        if let [first, again, ..] = history.as_slice() {
+            let gap = again.at.saturating_sub(first.at).as_millis();
+            w.saw(format!("again after {gap} ms: {:?}", again.payload));
+            if !(u128::from(low)..=u128::from(high)).contains(&gap) {
+                fail!("'{topic}' was published again {gap} ms after its first publish, expected {low}..{high} ms");
+            }
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            w.saw(format!("{} publishes", history.len()));
+            fail!(
+                "'{topic}' was published {} times, never again",
+                history.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

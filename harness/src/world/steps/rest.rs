@@ -1,10 +1,11 @@
 //! Steps on the REST API of the web interface.
 
+use anyhow::{anyhow, Context};
 use cucumber::{then, when};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::Step;
-use crate::world::{parse_value, set_path, Rig};
+use crate::world::{get_path, parse_value, set_path, Rig};
 
 #[when(expr = "I change {string} to {} via the REST API")]
 async fn rest_change(w: &mut Rig, path: String, value: String) -> Step {
@@ -82,4 +83,44 @@ async fn rest_not_contains(w: &mut Rig, text: String) -> Step {
         fail!("HTTP body contains {text:?}: {}", w.http.1);
     }
     Ok(())
+}
+
+/// The config the web page (`GET /`) hands its form: `const CONFIG = {...};</script>`.
+async fn page_config(w: &mut Rig) -> anyhow::Result<Value> {
+    w.http("GET", "/", "").await?;
+    if w.http.0 != 200 {
+        anyhow::bail!("GET / answered {} {}", w.http.0, w.http.1);
+    }
+    let data = w
+        .http
+        .1
+        .split_once("const CONFIG = ")
+        .and_then(|(_, rest)| rest.split_once(";</script>"))
+        .map(|(data, _)| data)
+        .ok_or_else(|| anyhow!("the page has no `const CONFIG = ...;</script>`"))?;
+    serde_json::from_str(data).context("the page's CONFIG is not JSON")
+}
+
+#[then(expr = "the configuration page shows {string} = {}")]
+async fn page_shows(w: &mut Rig, path: String, value: String) -> Step {
+    let want = parse_value(&value);
+    w.expect(
+        format!("the configuration page shows {path} = {want}"),
+        None,
+        want.to_string(),
+    );
+    let config = page_config(w).await?;
+    let got = get_path(&config, &path).cloned().unwrap_or(Value::Null);
+    w.saw(got.to_string());
+    if got != want {
+        fail!("the page's CONFIG has {path} = {got}, expected {want}");
+    }
+    Ok(())
+}
+
+#[when("I post the configuration page's document to the REST config")]
+async fn post_page_back(w: &mut Rig) -> Step {
+    // What a client that saves the whole form sends: secrets as the page shows them, redacted.
+    let config = page_config(w).await?;
+    Ok(w.http("POST", "/api/config", &config.to_string()).await?)
 }
