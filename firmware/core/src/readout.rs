@@ -165,7 +165,7 @@ pub fn raw_readout(digits: &[Roi], analogs: &[Roi], params: &ReadoutParams) -> S
     }
     // The pointer nearest the digits hands its value and its evaluated digit to the last digit.
     let handover = match (analogs[0], analog_part.as_bytes().first()) {
-        (Some(v), Some(c)) if c.is_ascii_digit() => Some((v, i32::from(c - b'0'))),
+        (Some(v), Some(&c)) => char::from(c).to_digit(10).map(|d| (v, d as i32)),
         _ => None,
     };
     let mut raw = digit_readout(digits, Some(handover), params);
@@ -187,13 +187,13 @@ pub fn eval_analog(value: i32, previous: i32) -> i32 {
     if min < 0 {
         min += 100;
     }
-    if min / 10 != max / 10 {
-        if previous <= ANALOG_ERROR {
-            return max / 10;
-        }
-        if previous >= 10 - ANALOG_ERROR {
-            return min / 10;
-        }
+    // The reference decides by the less significant pointer only where `min` and `max` fall in different decades;
+    // where they do not, both are `value / 10` anyway, so that check is left out.
+    if previous <= ANALOG_ERROR {
+        return max / 10;
+    }
+    if previous >= 10 - ANALOG_ERROR {
+        return min / 10;
     }
     value / 10
 }

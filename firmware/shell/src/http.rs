@@ -62,7 +62,7 @@ pub async fn serve<T: Read + Write, C: Clock, E: Exchange>(
     match select(exchange.exchange(request), clock.sleep_until(reply_by)).await {
         Either::First(Some(resp)) => {
             // Head, then the body's parts as they are: a page from flash is never copied.
-            let head = http::response_head(resp.status, resp.content_type, resp.len());
+            let head = http::response_head(resp.status, resp.content_type, resp.content_length());
             let [first, middle, last] = resp.parts();
             let _ = send_parts(
                 conn,

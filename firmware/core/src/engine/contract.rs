@@ -109,13 +109,9 @@ impl HttpResponse {
         [self.head, &self.body, self.tail]
     }
 
-    /// Length of the whole body (Content-Length).
-    pub fn len(&self) -> usize {
+    /// Length of the whole body (the Content-Length header).
+    pub fn content_length(&self) -> usize {
         self.head.len() + self.body.len() + self.tail.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The whole body in one string (tests, diagnostics).

@@ -208,11 +208,6 @@ impl Engine {
         }
     }
 
-    /// Whether actions are waiting for [`Engine::poll_action`].
-    pub fn has_actions(&self) -> bool {
-        !self.out.is_empty()
-    }
-
     /// When the engine next needs an [`Event::Tick`] (unix milliseconds, the clock of the events), if ever: the
     /// next automatic cycle, a GPIO input whose held-back level has lasted its debounce time, the repeated birth.
     /// A board sleeps until then (or until something else happens) instead of ticking on a fixed period; a tick
