@@ -58,8 +58,23 @@ pub struct RunArgs {
     /// run, e.g. for mutation testing (ci/mutants.sh).
     #[arg(long)]
     pub fail_fast: bool,
+    /// How long a step waits for what it expects, in seconds (default 15 on virtual boards, 60 on a real one). A
+    /// shorter wait makes a failing run end sooner (mutation testing); the unmutated suite must still pass with it.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub step_timeout: Option<std::time::Duration>,
     /// Feature files or directories.
     pub features: Vec<PathBuf>,
+}
+
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => {
+            Ok(std::time::Duration::from_secs_f64(s))
+        }
+        _ => Err(format!(
+            "'{text}' is not a number of seconds from 0 to 3600"
+        )),
+    }
 }
 
 fn count_tagged(dir: &Path, tag: &str) -> usize {
@@ -293,6 +308,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         shard: args.shard,
         seed: args.seed.unwrap_or_else(|| u64::from(std::process::id())),
         fail_fast: args.fail_fast,
+        step_timeout: args.step_timeout,
         ..SuiteOptions::new(target, board_bin, root)
     };
     let result = runner::run(opts).await?;

@@ -43,6 +43,8 @@ pub struct SuiteOptions {
     pub seed: u64,
     /// Stop scheduling scenarios after the first failure (running ones finish).
     pub fail_fast: bool,
+    /// How long a step waits for what it expects (None: 15 s on virtual boards, 60 s on a real one).
+    pub step_timeout: Option<Duration>,
 }
 
 impl SuiteOptions {
@@ -63,6 +65,7 @@ impl SuiteOptions {
             shard: None,
             seed: u64::from(std::process::id()),
             fail_fast: false,
+            step_timeout: None,
         }
     }
 }
@@ -247,7 +250,13 @@ pub async fn run(opts: SuiteOptions) -> Result<SuiteResult> {
         broker: opts.broker.clone(),
         board_bin: opts.board_bin.clone(),
         root: opts.root.clone(),
-        timeout: Duration::from_secs(if opts.board.is_some() { 60 } else { 15 }),
+        timeout: opts
+            .step_timeout
+            .unwrap_or(Duration::from_secs(if opts.board.is_some() {
+                60
+            } else {
+                15
+            })),
         serial: opts.board.clone(),
         seed: opts.seed,
     });
