@@ -55,6 +55,14 @@ Feature: Bad input gets a clear error and changes nothing
       | status now                        | bad-args        |
       | config set mqtt.uri nope          | bad-json        |
 
+  # Lines up to 16 KiB are taken (decision 43; a config merge with TLS certificates needs them), longer ones refused.
+  Scenario: A console line of exactly 16384 bytes is taken, one more byte is refused
+    When I type 'config merge {"operationmode":{"automaticprocessinterval":3}}' widened with spaces before its last character to 16384 bytes on the console
+    Then the console reply is "ok config merged and saved"
+    When I type 'config merge {"operationmode":{"automaticprocessinterval":4}}' widened with spaces before its last character to 16385 bytes on the console
+    Then the console reply starts with "err too-long"
+    And the board config has "operationmode.automaticprocessinterval" = 3
+
   @http
   Scenario Outline: A bad config is refused with the path of the bad key
     When I post '<body>' to the REST config
@@ -74,6 +82,10 @@ Feature: Bad input gets a clear error and changes nothing
       | {"network":{"time":{"ntp":{"timeserver":":123"}}}} | network.time.ntp.timeserver |
       | {"mqtt":{"clientid":"meter one"}}            | mqtt.clientid              |
       | {"mqtt":{"clientid":""}}                     | mqtt.clientid              |
+      | {"mqtt":{"maintopic":"a/+/b"}}               | mqtt.maintopic             |
+      | {"numbersequences":{"sequence":[{"sequenceid":0,"sequencename":"main meter"}]}} | numbersequences.sequence[0].sequencename |
+      | {"operationmode":{"automaticprocessinterval":"1e25"}} | operationmode.automaticprocessinterval |
+      | {"operationmode":{"automaticprocessinterval":"0.000001234567890123456789e-3"}} | operationmode.automaticprocessinterval |
 
   Scenario: An oversized control payload is refused
     When I publish 5000 bytes to "process/ctrl/set_fallbackvalue"

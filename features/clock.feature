@@ -20,6 +20,7 @@ Feature: The board's clock in any zone and across resets
       | IST-5:30 | +0530  |
       | NPT-5:45 | +0545  |
       | NST3:30  | -0330  |
+      | XST-24   | +2400  |
 
   Scenario: After a reboot the board's clock still tells the rig's time
     Given a virtual board with config "flat-json.json"

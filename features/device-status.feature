@@ -40,6 +40,11 @@ Feature: Device Status
   Scenario: The board says online once more 2 s after it connected
     Then "device/status/connection" is published again 1500 to 3500 ms after its first publish
 
+  Scenario: The uptime counts the seconds since the board started
+    When I wait 2100 ms
+    And I trigger a cycle
+    Then topic "device/status/device_uptime" is a whole number from 2 to 30 and not retained
+
   Scenario: The NTP topic uses v17's name
     When I trigger a cycle
     Then topic "device/status/ntp_syncstatus" is published

@@ -32,6 +32,14 @@ Feature: Network time
     When I trigger a cycle
     Then topic "device/status/ntp_syncstatus" is "Disabled"
 
+  Scenario: Network time turned on through the REST API takes effect at once
+    Given the config "flat-json.json"
+    And the config value "network.time.ntp.timesyncenabled" is false
+    And the board is started
+    When I change "network.time.ntp.timesyncenabled" to true via the REST API
+    Then the REST reply status is 200
+    And the console shows the time of the rig within 2 s
+
   # With Home Assistant discovery on, the states go out again with the second birth, 2 s after connecting; a board
   # that connects before its network time arrives must keep that 2 s on the clock the time sync steps (CI once saw
   # the step counted twice: no second birth at all).

@@ -49,6 +49,7 @@ Feature: Digitization and post-processing
       | 2 | 1,2         | 0 |          | class100 | false | 2     | 9.2  | 1200  |
       | 2 | 1,2         | 0 |          | class100 | false | -3    | 9.2  | 0.012 |
       | 4 | 0,0,4,2     | 0 |          | class100 | false | 0     | 9.2  | 42    |
+      | 3 | 1,0.2,9.8   | 0 |          | class100 | false | 0     | 9.2  | 99    |
       | 0 |             | 2 | 3.3,7.8  | class100 | false | 0     | 9.2  | 37    |
       | 0 |             | 2 | 0.1,8.0  | class100 | false | 0     | 9.2  | 98    |
       | 0 |             | 2 | 0.1,2.0  | class100 | false | 0     | 9.2  | 2     |
@@ -106,6 +107,7 @@ Feature: Digitization and post-processing
     Examples: digit-increase consistency (class-11 only)
       | model    | check | max | negative | consistency | first | second | raw | status    | detail | value | rate |
       | class11  | 0     | 5   | false    | true        | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 124   | 1    |
+      | class11  | 0     | 5   | false    | true        | 1,0,2 | 1,1,1  | 111 | 000 Valid |        | 111   | 9    |
       | class11  | 0     | 5   | false    | true        | 1,2,9 | 1,2,0  | 120 | 000 Valid |        | 130   | 1    |
       | class11  | 0     | 5   | false    | true        | 1,2,9 | 1,3,0  | 130 | 000 Valid |        | 130   | 1    |
       | class11  | 0     | 5   | false    | false       | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 134   | 11   |

@@ -57,6 +57,29 @@ Feature: Configuration through the web interface and REST API
     When I trigger a cycle
     Then topic "process/status/process_interval" is "2.5"
 
+  # The reference's web UI writes numbers as strings; any decimal notation is a number. The printed interval is the
+  # value to one decimal, as Python's float() and '%.1f' make it (more than 19 digits, and exponents past 22, take
+  # the parser's slow path).
+  Scenario Outline: A config number written as a string, in any decimal notation
+    When I type 'config set operationmode.automaticprocessinterval "<text>"' on the console
+    Then the console reply is "ok operationmode.automaticprocessinterval saved"
+    When I trigger a cycle
+    Then topic "process/status/process_interval" is "<printed>"
+
+    Examples:
+      | text                          | printed |
+      | 15e1                          | 150.0   |
+      | 25E-1                         | 2.5     |
+      | 12345678901234567890e-17      | 123.5   |
+      | 1234567890123456789012345e-23 | 12.3    |
+
+  Scenario: Every bad key of a config is named in the console's one err line
+    When I type 'config merge {"operationmode":{"opmode":9},"mqtt":{"clientid":""}}' on the console
+    Then the console reply starts with "err invalid-config "
+    And the console reply contains "operationmode.opmode: "
+    And the console reply contains "; mqtt.clientid: must be 1..64 characters without spaces"
+    And the board config has "operationmode.opmode" = 0
+
   Scenario: A new config survives a reset
     When I change "operationmode.automaticprocessinterval" to 3 via the REST API
     And the board is reset

@@ -14,6 +14,24 @@ async fn type_console(w: &mut Rig, line: String) -> Step {
     Ok(())
 }
 
+#[when(
+    expr = "I type {string} widened with spaces before its last character to {int} bytes on the console"
+)]
+async fn type_console_widened(w: &mut Rig, line: String, n: usize) -> Step {
+    // Inside the line, not at its end: a line's trailing spaces are not part of the command.
+    let Some(last) = line.chars().last() else {
+        fail!("an empty line cannot be widened");
+    };
+    let body = &line[..line.len() - last.len_utf8()];
+    if line.len() > n {
+        fail!("the line is already {} bytes, more than {n}", line.len());
+    }
+    let widened = format!("{body}{}{last}", " ".repeat(n - line.len()));
+    let reply = w.console(&widened).await?;
+    w.console_refused(&widened, &reply);
+    Ok(())
+}
+
 /// Checks the last console reply with `ok`.
 fn reply_check(w: &mut Rig, how: &str, text: &str, ok: impl Fn(&str) -> bool) -> Step {
     w.console_checked();
