@@ -287,7 +287,19 @@ impl Rig {
         then: bool,
         ok: impl Fn(&Seen) -> bool,
     ) -> Result<Seen> {
-        let timeout = ctx().timeout;
+        self.wait_topic_for(topic, what, then, ctx().timeout, ok)
+            .await
+    }
+
+    /// [`Rig::wait_topic`] for at most `timeout`.
+    pub(crate) async fn wait_topic_for(
+        &mut self,
+        topic: &str,
+        what: &str,
+        then: bool,
+        timeout: Duration,
+        ok: impl Fn(&Seen) -> bool,
+    ) -> Result<Seen> {
         let start = Instant::now();
         loop {
             let obs = self.obs()?;

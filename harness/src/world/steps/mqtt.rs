@@ -110,6 +110,22 @@ async fn retained_check(w: &mut Rig, rel: &str, payload: &str, want: bool) -> Re
     }
 }
 
+#[then(expr = "topic {string} is {string} within {int} ms")]
+async fn topic_is_within(w: &mut Rig, rel: String, payload: String, ms: u64) -> Step {
+    let topic = w.t(&rel);
+    w.expect(
+        format!("topic '{rel}' is {payload:?} within {ms} ms"),
+        Some(topic.clone()),
+        payload.clone(),
+    );
+    let what = format!("read {payload:?}");
+    w.wait_topic_for(&topic, &what, true, Duration::from_millis(ms), |s| {
+        s.payload == payload
+    })
+    .await?;
+    Ok(())
+}
+
 #[then(expr = "topic {string} is {string} and retained")]
 async fn topic_retained(w: &mut Rig, rel: String, payload: String) -> Step {
     Ok(retained_check(w, &rel, &payload, true).await?)
