@@ -52,3 +52,22 @@ Feature: Faults
     And the broker goes away for 300 ms
     And I trigger a cycle
     Then topic "process/status/cycle_counter" is "1"
+
+  # Stored fallback values come back with the first cycle after boot; a value set before that is saved with the
+  # others still waiting, not instead of them.
+  @virtual-only
+  Scenario: A fallback value set before the first cycle after a power loss keeps the other sequence's stored one
+    When I publish '{"sequence":"gas","value":12.3}' to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'gas' = 12.30"
+    When I wait 300 ms
+    And the board loses power
+    And the board is powered on
+    And I publish '{"sequence":"main","value":16.98}' to "process/ctrl/set_fallbackvalue"
+    Then the console log contains "set_fallbackvalue: 'main' = 16.98"
+    When I wait 300 ms
+    And the board loses power
+    And the board is powered on
+    Then the board has the time server's time within 2 s
+    When sequence "gas" reads digits "1,2,N" and pointers ""
+    And I trigger a cycle
+    Then the JSON at "process/data/1/json" has "actual_value" = "12.3"

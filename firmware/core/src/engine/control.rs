@@ -82,7 +82,9 @@ impl Engine {
         };
         let now = self.now_s();
         let tz = self.config.timezone.clone();
-        self.fallbacks_restored = true;
+        // The value set replaces what was stored for this sequence (the first cycle must not restore the old one);
+        // the other sequences' stored values are still restored with it, and saved along until then.
+        self.stored_fallbacks.retain(|s| s.sequence != req.sequence);
         let seq = &mut self.sequences[index];
         seq.set_fallback(value, now, &tz);
         let message = format!("set_fallbackvalue: '{}' = {}", seq.name, seq.fallback_text);
@@ -97,9 +99,10 @@ impl Engine {
             .iter()
             .filter_map(SequenceState::stored_fallback)
             .collect();
-        // Keep stored values of sequences that have not been restored yet (no cycle since boot).
+        // Keep stored values of sequences that have not been restored yet (no cycle since boot: the first cycle
+        // takes them all).
         for stored in &self.stored_fallbacks {
-            if !list.iter().any(|s| s.sequence == stored.sequence) && !self.fallbacks_restored {
+            if !list.iter().any(|s| s.sequence == stored.sequence) {
                 list.push(stored.clone());
             }
         }
