@@ -728,26 +728,18 @@ impl Reader {
         min: f64,
         max: f64,
     ) -> f64 {
-        let full = format!("{path}.{key}");
-        let value = match obj.and_then(|o| o.get(key)) {
-            None => return default,
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(Value::String(s)) => crate::decimal::parse(s.trim()),
-            Some(_) => None,
+        let read = |v: &Value| {
+            match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => crate::decimal::parse(s.trim()),
+                _ => None,
+            }
+            .filter(|v| v.is_finite())
         };
-        match value.filter(|v| v.is_finite()) {
-            Some(v) if v >= min && v <= max => v,
-            Some(v) => {
-                self.err(&full, format!("{v} is out of range {min}..{max}"));
-                default
-            }
-            None => {
-                self.err(&full, "must be a number");
-                default
-            }
-        }
+        self.bounded(obj, path, key, (default, min, max), read, "a number")
     }
 
+    /// A whole number, also accepted as a string of one.
     fn int(
         &mut self,
         obj: Option<&Map<String, Value>>,
@@ -757,21 +749,37 @@ impl Reader {
         min: i64,
         max: i64,
     ) -> i64 {
-        let full = format!("{path}.{key}");
-        let value = match obj.and_then(|o| o.get(key)) {
-            None => return default,
-            Some(Value::Number(n)) => n.as_i64(),
-            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-            Some(_) => None,
+        let read = |v: &Value| match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
         };
-        match value {
+        self.bounded(obj, path, key, (default, min, max), read, "a whole number")
+    }
+
+    /// The value at `key` as `read` takes it, within `min..=max`; absent: the default; unreadable or out of range:
+    /// an error at the key's path, and the default.
+    fn bounded<T: PartialOrd + fmt::Display + Copy>(
+        &mut self,
+        obj: Option<&Map<String, Value>>,
+        path: &str,
+        key: &str,
+        (default, min, max): (T, T, T),
+        read: impl Fn(&Value) -> Option<T>,
+        kind: &str,
+    ) -> T {
+        let Some(raw) = obj.and_then(|o| o.get(key)) else {
+            return default;
+        };
+        let full = format!("{path}.{key}");
+        match read(raw) {
             Some(v) if v >= min && v <= max => v,
             Some(v) => {
                 self.err(&full, format!("{v} is out of range {min}..{max}"));
                 default
             }
             None => {
-                self.err(&full, "must be a whole number");
+                self.err(&full, format!("must be {kind}"));
                 default
             }
         }
@@ -932,10 +940,10 @@ impl Reader {
                 self.err(&path, "must be an object");
                 continue;
             };
-            let id = self.int(Some(o), &path, "sequenceid", -1, 0, 999);
             if !o.contains_key("sequenceid") {
                 self.err(&format!("{path}.sequenceid"), "is required");
             }
+            let id = self.int(Some(o), &path, "sequenceid", 0, 0, 999);
             let name = self.string(Some(o), &path, "sequencename", "");
             if !is_ha_id(&name) {
                 self.err(
@@ -1190,10 +1198,10 @@ impl Reader {
             };
             self.known(o, &path, PIN_KEYS);
             let o = Some(o);
-            let number = self.int(o, &path, "gpionumber", -1, 0, 48);
             if o.is_some_and(|o| !o.contains_key("gpionumber")) {
                 self.err(&format!("{path}.gpionumber"), "is required");
             }
+            let number = self.int(o, &path, "gpionumber", 0, 0, 48);
             let mode_text = self.string(o, &path, "pinmode", "input");
             let mode = PinMode::parse(&mode_text).unwrap_or_else(|| {
                 self.err(

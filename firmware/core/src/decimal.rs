@@ -28,12 +28,12 @@ pub fn parse(text: &str) -> Option<f64> {
     let mut mantissa: u64 = 0;
     let mut kept = 0u32;
     let mut exponent: i32 = 0;
-    let mut digits = 0;
+    let mut any_digit = false;
     let mut seen_point = false;
     while let Some(&b) = bytes.get(i) {
         match b {
             b'0'..=b'9' => {
-                digits += 1;
+                any_digit = true;
                 if mantissa == 0 && b == b'0' {
                     // Leading zeros are not significant.
                 } else if kept < MAX_DIGITS {
@@ -51,7 +51,7 @@ pub fn parse(text: &str) -> Option<f64> {
         }
         i += 1;
     }
-    if digits == 0 {
+    if !any_digit {
         return None;
     }
     if let Some(b'e' | b'E') = bytes.get(i) {
@@ -80,43 +80,31 @@ pub fn parse(text: &str) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
-/// `mantissa` × 10^`exponent`.
+/// `mantissa` × 10^`exponent`. Within ±22 it is one operation with an exact power of ten (the one rounding is
+/// IEEE's, as core's parser rounds, for a mantissa below 2^53); beyond, powers of 10^22 first.
 fn scale(mantissa: u64, exponent: i32) -> f64 {
     if mantissa == 0 {
         return 0.0;
     }
-    let m = mantissa as f64;
-    let exact = mantissa < (1 << 53);
-    match usize::try_from(exponent.unsigned_abs()) {
-        // Both operands exact: the one rounding is IEEE's, as core's parser rounds.
-        Ok(e) if exact && e < EXACT_POW10.len() => {
-            if exponent < 0 {
-                m / EXACT_POW10[e]
-            } else {
-                m * EXACT_POW10[e]
-            }
-        }
-        _ => {
-            if exponent < -340 {
-                return 0.0;
-            }
-            let mut value = m;
-            let mut rest = exponent;
-            while rest > 22 {
-                value *= EXACT_POW10[22];
-                rest -= 22;
-            }
-            while rest < -22 {
-                value /= EXACT_POW10[22];
-                rest += 22;
-            }
-            let last = EXACT_POW10[rest.unsigned_abs() as usize];
-            if rest < 0 {
-                value / last
-            } else {
-                value * last
-            }
-        }
+    // Below 10^-340 even 19 digits underflow to zero; the loop below would take long to say so.
+    if exponent < -340 {
+        return 0.0;
+    }
+    let mut value = mantissa as f64;
+    let mut rest = exponent;
+    while rest > 22 {
+        value *= EXACT_POW10[22];
+        rest -= 22;
+    }
+    while rest < -22 {
+        value /= EXACT_POW10[22];
+        rest += 22;
+    }
+    let last = EXACT_POW10[rest.unsigned_abs() as usize];
+    if rest < 0 {
+        value / last
+    } else {
+        value * last
     }
 }
 

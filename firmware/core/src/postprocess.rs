@@ -314,9 +314,7 @@ impl SequenceState {
                 return outcome;
             }
         }
-        while actual.len() > 1 && actual.starts_with('0') && !actual.starts_with("0.") {
-            actual.remove(0);
-        }
+        // Leading zeros (a meter's "0042") are not significant to the parser.
         let Some(mut value) = crate::decimal::parse(&actual) else {
             self.set_empty();
             return outcome;
