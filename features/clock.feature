@@ -68,3 +68,6 @@ Feature: The board's clock in any zone and across resets
       | XST-1XDT,M2.5.2,M10.5.0        | 2028-02-28T12:00:00Z | +0100  |
       | XST-1XDT,M2.5.2,M10.5.0        | 2028-02-29T01:01:00Z | +0200  |
       | XST-1XDT,M2.5.1,M10.5.0        | 2100-02-25T12:00:00Z | +0200  |
+      # 2000 is a leap year (divisible by 400): its last Tuesday of February is the 29th.
+      | XST-1XDT,M2.5.2,M10.5.0        | 2000-02-28T12:00:00Z | +0100  |
+      | XST-1XDT,M2.5.2,M10.5.0        | 2000-02-29T01:01:00Z | +0200  |

@@ -125,6 +125,13 @@ Feature: GPIO control and status
     And topic "device/gpio/door/state" is '{"state":1}' within 1500 ms
     And the board has the time server's time within 2 s
 
+  Scenario: An input that is not a cycle trigger starts no cycle
+    When I set input GPIO 14 low
+    Then topic "device/gpio/door/state" is '{"state":0}'
+    When I wait 300 ms
+    And I type "status" on the console
+    Then the console reply contains '"cycle_counter":0'
+
   Scenario: An input publishes its level
     Then topic "device/gpio/door/state" is '{"state":1}'
     When I set input GPIO 14 low

@@ -26,6 +26,14 @@ Feature: Home Assistant discovery
     Then the discovery config "button/cycle_start" is published
     And the discovery config "sensor/connection" is published
 
+  # Decision 53: states are not retained, so HA coming online gets them again (past the second birth's repeat).
+  Scenario: Home Assistant coming online gets the states again
+    When I wait 2100 ms
+    And I forget what was published
+    And I publish "online" to the absolute topic "homeassistant/status"
+    Then topic "device/gpio/valve/state" is published
+    And topic "device/status/device_uptime" is published
+
   @http
   Scenario: Discovery on request via REST
     When I forget what was published

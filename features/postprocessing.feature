@@ -50,6 +50,7 @@ Feature: Digitization and post-processing
       | 2 | 1,2         | 0 |          | class100 | false | -3    | 9.2  | 0.012 |
       | 4 | 0,0,4,2     | 0 |          | class100 | false | 0     | 9.2  | 42    |
       | 3 | 1,0.2,9.8   | 0 |          | class100 | false | 0     | 9.2  | 99    |
+      | 3 | 1,0.5,1.5   | 0 |          | class100 | false | 0     | 9.2  | 101   |
       | 0 |             | 2 | 3.3,7.8  | class100 | false | 0     | 9.2  | 37    |
       | 0 |             | 2 | 0.1,8.0  | class100 | false | 0     | 9.2  | 98    |
       | 0 |             | 2 | 0.1,2.0  | class100 | false | 0     | 9.2  | 2     |
@@ -113,6 +114,31 @@ Feature: Digitization and post-processing
       | class11  | 0     | 5   | false    | false       | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 134   | 11   |
       | class100 | 0     | 5   | false    | true        | 1,2,3 | 1,3,4  | 134 | 000 Valid |        | 134   | 11   |
 
+  # A sequence keeps what it knew (its fallback value) across a config change, unless its shape or its decimal
+  # places change: a fallback value with other decimal places would be read wrong.
+  Scenario: A new decimal shift starts the sequence without its old fallback value
+    Given a virtual board with config "flat-json.json"
+    When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "fallback_value" = "16.98"
+    When I type 'config set postprocessing.sequence[0].decimalshift 1' on the console
+    Then the console reply is "ok postprocessing.sequence[0].decimalshift saved"
+    When the meter shows digits 1.2,N and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" starting with "E90 No data to substitute N"
+
+  Scenario: A config change that leaves the sequence's shape and decimal places keeps its fallback value
+    Given a virtual board with config "flat-json.json"
+    When the meter shows digits 1.2,6.7 and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "fallback_value" = "16.98"
+    When I type 'config set postprocessing.sequence[0].maxrate 5' on the console
+    Then the console reply is "ok postprocessing.sequence[0].maxrate saved"
+    When the meter shows digits 1.2,N and pointers 9.5,8.4
+    And I trigger a cycle
+    Then the JSON at "process/data/0/json" has "value_status" = "000 Valid"
+    And the JSON at "process/data/0/json" has "actual_value" = "16.98"
+
   Scenario: The max rate per minute refuses a step too fast for the time between the readings
     Given the config "flat-json.json"
     And sequence "main" has 3 digits and 0 pointers
@@ -136,12 +162,13 @@ Feature: Digitization and post-processing
     And the board is started
     When sequence "main" reads digits "1,2,3" and pointers ""
     And I trigger a cycle
-    And I wait 1100 ms
+    # Timestamps are whole seconds: 2 or 3 s pass, so the rate is 1 per 2 or 3 s, 20 to 30 per minute.
+    And I wait 2100 ms
     And sequence "main" reads digits "1,2,4" and pointers ""
     And I trigger a cycle
     Then the JSON at "process/data/0/json" has "value_status" = "000 Valid"
     And the JSON at "process/data/0/json" has "actual_value" = "124"
-    And the JSON at "process/data/0/json" has "rate_per_minute" as a number from 30 to 60
+    And the JSON at "process/data/0/json" has "rate_per_minute" as a number from 20 to 30
 
   Scenario Outline: Leading N of class-11 digits
     Given the config "flat-json.json"

@@ -16,6 +16,13 @@ Feature: Process Data
       | 9.9,9.9 | 9.9,9.9  | 99.99 |
       | 4.9,0.2 | 1.0,2.0  | 50.12 |
 
+  Scenario: Frames typed on the console queue up
+    Given a virtual board with config "flat-json.json"
+    When I type "frame main digits=1,2 analogs=3,4" on the console
+    Then the console reply is "ok queued frame for main (1 queued)"
+    When I type "frame main digits=1,3 analogs=3,4" on the console
+    Then the console reply is "ok queued frame for main (2 queued)"
+
   Scenario: The JSON payload of a sequence
     Given a virtual board with config "flat-json.json"
     When the meter shows digits 1.2,6.7 and pointers 9.5,8.4

@@ -17,6 +17,15 @@ Feature: Process Status
     And topic "process/status/process_status" is "Processing (Automatic)"
     And topic "process/status/process_interval" is "5.0"
 
+  Scenario: A new processing interval takes effect at once
+    Given the config "flat-json.json"
+    And the config value "operationmode.opmode" is 1
+    And the config value "operationmode.automaticprocessinterval" is 10
+    And the board is started
+    Then topic "process/status/cycle_counter" is "1"
+    When I change "operationmode.automaticprocessinterval" to 5 via the REST API
+    Then topic "process/status/cycle_counter" is "2"
+
   Scenario: Every state of a cycle is published, in v17's order
     Given a virtual board with config "flat-json.json"
     When I trigger a cycle

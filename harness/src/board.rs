@@ -112,6 +112,11 @@ pub trait Board: Send {
     fn liveness(&mut self) -> Liveness {
         Liveness::Running
     }
+    /// CPU time the board program has used so far, where the rig can see it (a virtual board's process; not a
+    /// real chip).
+    fn cpu_time(&self) -> Option<Duration> {
+        None
+    }
     /// Which board this is, for reports.
     fn describe(&self) -> String {
         "board".into()
@@ -526,6 +531,15 @@ impl Board for VirtualBoard {
 
     fn state_dir(&self) -> Option<&Path> {
         Some(&self.state_dir)
+    }
+
+    fn cpu_time(&self) -> Option<Duration> {
+        // utime and stime (fields 14 and 15 of /proc/PID/stat, all threads) in clock ticks: USER_HZ, 100 on Linux.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
     }
 
     fn liveness(&mut self) -> Liveness {

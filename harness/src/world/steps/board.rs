@@ -90,3 +90,27 @@ async fn board_config(w: &mut Rig, path: String, value: String) -> Step {
     }
     Ok(())
 }
+
+#[then(expr = "the board uses under {int}% of a core for {int} ms")]
+async fn board_mostly_idle(w: &mut Rig, percent: u32, ms: u64) -> Step {
+    w.expect(
+        format!("the board uses under {percent}% of a core for {ms} ms"),
+        None,
+        format!("< {percent}%"),
+    );
+    let cpu = |w: &mut Rig| {
+        w.board()?.cpu_time().ok_or_else(|| {
+            anyhow!("the rig cannot see this board's CPU time (a real chip): tag the scenario @virtual-only")
+        })
+    };
+    let (before, since) = (cpu(w)?, std::time::Instant::now());
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    let used = cpu(w)?.saturating_sub(before);
+    let wall = since.elapsed();
+    let share = 100.0 * used.as_secs_f64() / wall.as_secs_f64();
+    w.saw(format!("{share:.0}% of a core ({used:?} in {wall:?})"));
+    if share >= f64::from(percent) {
+        fail!("the board used {share:.0}% of a core ({used:?} of CPU in {wall:?}), expected under {percent}%");
+    }
+    Ok(())
+}

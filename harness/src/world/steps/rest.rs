@@ -1,6 +1,7 @@
 //! Steps on the REST API of the web interface.
 
 use anyhow::{anyhow, Context};
+use cucumber::gherkin::Step as GherkinStep;
 use cucumber::{then, when};
 use serde_json::{json, Value};
 
@@ -123,4 +124,91 @@ async fn post_page_back(w: &mut Rig) -> Step {
     // What a client that saves the whole form sends: secrets as the page shows them, redacted.
     let config = page_config(w).await?;
     Ok(w.http("POST", "/api/config", &config.to_string()).await?)
+}
+
+#[when("I post each body to the REST config, it is refused with the path of its bad key:")]
+async fn post_each_refused(w: &mut Rig, step: &GherkinStep) -> Step {
+    let rows = &step
+        .table
+        .as_ref()
+        .ok_or_else(|| anyhow!("the step needs a table | body | path |"))?
+        .rows;
+    let config_now = |w: &Rig| -> anyhow::Result<Value> {
+        serde_json::from_str(&w.http.1).context("GET /api/config is not JSON")
+    };
+    w.http("GET", "/api/config", "").await?;
+    let before = config_now(w)?;
+    let mut wrong = Vec::new();
+    // The first row names the columns.
+    for row in rows.iter().skip(1) {
+        let [body, path] = row.as_slice() else {
+            fail!("each row needs a body and a path: {row:?}");
+        };
+        w.http("POST", "/api/config", body).await?;
+        let refused: Option<Value> = serde_json::from_str(&w.http.1).ok();
+        let got = refused.as_ref().and_then(|v| v["path"].as_str());
+        if w.http.0 != 400 || got != Some(path.as_str()) {
+            wrong.push(format!(
+                "{body} -> {} {} (expected 400 at {path})",
+                w.http.0, w.http.1
+            ));
+        }
+    }
+    w.http("GET", "/api/config", "").await?;
+    if config_now(w)? != before {
+        wrong.push(format!(
+            "the config changed: {} became {}",
+            before, w.http.1
+        ));
+    }
+    w.expect(
+        "every body refused with the path of its bad key".into(),
+        None,
+        format!("{} refusals", rows.len().saturating_sub(1)),
+    );
+    if !wrong.is_empty() {
+        w.saw(wrong.join("\n"));
+        fail!(
+            "{} of {} bodies were not refused as expected:\n{}",
+            wrong.len(),
+            rows.len() - 1,
+            wrong.join("\n")
+        );
+    }
+    Ok(())
+}
+
+#[when("I post each body to the REST config, it is taken:")]
+async fn post_each_taken(w: &mut Rig, step: &GherkinStep) -> Step {
+    let rows = &step
+        .table
+        .as_ref()
+        .ok_or_else(|| anyhow!("the step needs a table | body |"))?
+        .rows;
+    let mut wrong = Vec::new();
+    // The first row names the column.
+    for row in rows.iter().skip(1) {
+        let Some(body) = row.first() else {
+            fail!("each row needs a body");
+        };
+        w.http("POST", "/api/config", body).await?;
+        if w.http.0 != 200 {
+            wrong.push(format!("{body} -> {} {}", w.http.0, w.http.1));
+        }
+    }
+    w.expect(
+        "every body taken".into(),
+        None,
+        format!("{} times 200", rows.len().saturating_sub(1)),
+    );
+    if !wrong.is_empty() {
+        w.saw(wrong.join("\n"));
+        fail!(
+            "{} of {} bodies were refused:\n{}",
+            wrong.len(),
+            rows.len() - 1,
+            wrong.join("\n")
+        );
+    }
+    Ok(())
 }
