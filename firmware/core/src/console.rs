@@ -40,12 +40,25 @@ impl LineSplitter {
         let mut lines = Vec::new();
         for &b in bytes {
             if b == b'\n' || b == b'\r' {
-                let line = String::from_utf8_lossy(&self.partial).into_owned();
-                self.partial.clear();
+                // The buffer becomes the line and a new one starts empty: a long line's buffer is not kept (a 16 KiB
+                // line would otherwise hold its 16 KiB of a 72 KiB heap for good).
+                let line = match String::from_utf8(core::mem::take(&mut self.partial)) {
+                    Ok(line) => line,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                };
                 if !line.trim().is_empty() {
                     lines.push(line);
                 }
             } else if self.partial.len() <= MAX_LINE {
+                if self.partial.len() == self.partial.capacity() {
+                    // Doubling, but never past the longest line kept (doubling would reach 32 KiB).
+                    let more = self
+                        .partial
+                        .len()
+                        .max(64)
+                        .min(MAX_LINE + 1 - self.partial.len());
+                    self.partial.reserve_exact(more);
+                }
                 self.partial.push(b);
             }
         }
@@ -293,6 +306,22 @@ mod tests {
         let _ = lines.feed(b"half a line");
         lines.clear();
         assert_eq!(lines.feed(b"help\n"), ["help"]);
+    }
+
+    #[test]
+    fn a_long_line_holds_no_more_than_it_keeps_and_nothing_after_it() {
+        let mut lines = LineSplitter::default();
+        let _ = lines.feed(&alloc::vec![b'a'; 3 * MAX_LINE]);
+        assert!(
+            lines.partial.capacity() <= MAX_LINE + 1,
+            "never doubled past the longest line"
+        );
+        assert_eq!(lines.feed(b"\n")[0].len(), MAX_LINE + 1);
+        assert_eq!(
+            lines.partial.capacity(),
+            0,
+            "the long line's buffer went with it"
+        );
     }
 
     #[test]
