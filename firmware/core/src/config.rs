@@ -940,7 +940,8 @@ impl Reader {
                 self.err(&path, "must be an object");
                 continue;
             };
-            if !o.contains_key("sequenceid") {
+            let given = o.contains_key("sequenceid");
+            if !given {
                 self.err(&format!("{path}.sequenceid"), "is required");
             }
             let id = self.int(Some(o), &path, "sequenceid", 0, 0, 999);
@@ -951,7 +952,7 @@ impl Reader {
                     format!("'{name}' must be non-empty [a-zA-Z0-9_-]"),
                 );
             }
-            if out.iter().any(|s| s.id as i64 == id) {
+            if given && out.iter().any(|s| s.id as i64 == id) {
                 self.err(&format!("{path}.sequenceid"), format!("{id} is used twice"));
             }
             if out.iter().any(|s| s.name == name) {

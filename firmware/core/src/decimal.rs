@@ -86,9 +86,13 @@ fn scale(mantissa: u64, exponent: i32) -> f64 {
     if mantissa == 0 {
         return 0.0;
     }
-    // Below 10^-340 even 19 digits underflow to zero; the loop below would take long to say so.
-    if exponent < -340 {
+    // Past these even 19 digits are zero or infinite; the loops below would take long to say so (an exponent of
+    // 2^31 would be 97 million rounds).
+    if exponent < -342 {
         return 0.0;
+    }
+    if exponent > 308 {
+        return f64::INFINITY;
     }
     let mut value = mantissa as f64;
     let mut rest = exponent;
