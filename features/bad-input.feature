@@ -162,6 +162,7 @@ Feature: Bad input gets a clear error and changes nothing
       | {"network":{"time":{"ntp":{"timesyncenabled":1}}}} | network.time.ntp.timesyncenabled |
     Then the board config has "operationmode.opmode" = 0
 
+  @http
   Scenario: An out-of-range number is named as the board read it
     When I post '{"operationmode":{"automaticprocessinterval":"1e25"}}' to the REST config
     Then the REST reply status is 400

@@ -38,7 +38,7 @@ Feature: Device Status
 
   # Decision 30: a broker may hand out the last connection's will after the new birth; `online` follows 2 s later.
   Scenario: The board says online once more 2 s after it connected
-    Then "device/status/connection" is published again 1500 to 3500 ms after its first publish
+    Then "device/status/connection" is published again 1000 to 3500 ms after its first publish
 
   Scenario: The uptime counts the seconds since the board started
     When I wait 2100 ms

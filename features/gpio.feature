@@ -121,8 +121,8 @@ Feature: GPIO control and status
     When I set input GPIO 14 low
     Then topic "device/gpio/door/state" is '{"state":0}'
     When I set input GPIO 14 high
-    Then topic "device/gpio/door/state" stays '{"state":0}' for 2500 ms
-    And topic "device/gpio/door/state" is '{"state":1}' within 1500 ms
+    Then topic "device/gpio/door/state" stays '{"state":0}' for 2000 ms
+    And topic "device/gpio/door/state" is '{"state":1}' within 2000 ms
     And the board has the time server's time within 2 s
 
   Scenario: An input that is not a cycle trigger starts no cycle

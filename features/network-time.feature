@@ -32,6 +32,7 @@ Feature: Network time
     When I trigger a cycle
     Then topic "device/status/ntp_syncstatus" is "Disabled"
 
+  @http
   Scenario: Network time turned on through the REST API takes effect at once
     Given the config "flat-json.json"
     And the config value "network.time.ntp.timesyncenabled" is false

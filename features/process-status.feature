@@ -17,6 +17,7 @@ Feature: Process Status
     And topic "process/status/process_status" is "Processing (Automatic)"
     And topic "process/status/process_interval" is "5.0"
 
+  @http
   Scenario: A new processing interval takes effect at once
     Given the config "flat-json.json"
     And the config value "operationmode.opmode" is 1

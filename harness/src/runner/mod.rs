@@ -60,7 +60,7 @@ impl SuiteOptions {
             report: None,
             evidence: None,
             retries: 0,
-            concurrency: 8,
+            concurrency: 16,
             board: None,
             shard: None,
             seed: u64::from(std::process::id()),

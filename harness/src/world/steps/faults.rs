@@ -112,18 +112,23 @@ impl Rig {
     }
 }
 
-/// A fresh embedded broker on a loopback port, started on a blocking thread (the scenarios' task goes on).
-async fn start_embedded_off_task() -> Result<crate::broker::BrokerTarget> {
-    tokio::task::spawn_blocking(|| crate::broker::start_embedded("127.0.0.1:0".parse()?))
-        .await
-        .map_err(|e| anyhow::anyhow!("the embedded broker's start did not finish: {e}"))?
+/// A fresh embedded broker on a loopback port (admitting only `login` when given), started on a blocking thread
+/// (the scenarios' task goes on).
+async fn start_embedded_off_task(
+    login: Option<(String, String)>,
+) -> Result<crate::broker::BrokerTarget> {
+    tokio::task::spawn_blocking(|| {
+        crate::broker::start_embedded_with_login("127.0.0.1:0".parse()?, login)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the embedded broker's start did not finish: {e}"))?
 }
 
 /// A broker for this scenario's board alone: an embedded rumqttd, or a mosquitto process.
 async fn own_broker(kind: &str, dir: &std::path::Path) -> Result<OwnBroker> {
     match kind {
         "embedded" => {
-            let target = start_embedded_off_task().await?;
+            let target = start_embedded_off_task(None).await?;
             Ok(OwnBroker {
                 target,
                 mosquitto: None,
@@ -170,19 +175,13 @@ async fn reaches_own_broker(w: &mut Rig, kind: String) -> Step {
 )]
 async fn reaches_own_broker_with_login(w: &mut Rig, user: String, password: String) -> Step {
     plain_run_broker(w)?;
-    let login = Some((user.clone(), password.clone()));
-    let target = match tokio::task::spawn_blocking(move || {
-        crate::broker::start_embedded_with_login("127.0.0.1:0".parse()?, login)
-    })
-    .await
-    {
-        Ok(Ok(target)) => target,
-        Ok(Err(e)) => {
+    let target = match start_embedded_off_task(Some((user.clone(), password.clone()))).await {
+        Ok(target) => target,
+        Err(e) => {
             return Err(w
                 .infrastructure("the scenario's own broker did not start", e)
                 .into())
         }
-        Err(e) => fail!("the embedded broker's start did not finish: {e}"),
     };
     let own = OwnBroker {
         target,
@@ -258,7 +257,7 @@ async fn restarts_without_persistence(w: &mut Rig) -> Step {
         // A real restart: killed, started again on its port, empty.
         Some(m) => m.restart().await.map(|()| own.target.clone()),
         // rumqttd cannot be stopped in-process: a fresh one takes its place behind the cable.
-        None => start_embedded_off_task().await,
+        None => start_embedded_off_task(None).await,
     };
     let target = match restarted {
         Ok(t) => t,
