@@ -37,6 +37,9 @@ Feature: Device Status
     Then topic "device/status/connection" is "online" and retained
 
   # Decision 30: a broker may hand out the last connection's will after the new birth; `online` follows 2 s later.
+  # Virtual only: a long-lived board reached through its serial port reconnects when the rig gives it its config, so
+  # the first `online` the rig sees there is not the board's connect.
+  @virtual-only
   Scenario: The board says online once more 2 s after it connected
     Then "device/status/connection" is published again 1000 to 3500 ms after its first publish
 
