@@ -196,11 +196,12 @@ impl Parser<'_> {
         Ok(if neg { -secs } else { secs })
     }
     fn hms(&mut self) -> Result<i32, TzError> {
-        let mut secs = self.number()? * 3600;
+        // Saturating: `UTC99999999:99999999` must be refused as too large, not wrap into a small offset.
+        let mut secs = self.number()?.saturating_mul(3600);
         if self.eat(b':') {
-            secs += self.number()? * 60;
+            secs = secs.saturating_add(self.number()?.saturating_mul(60));
             if self.eat(b':') {
-                secs += self.number()?;
+                secs = secs.saturating_add(self.number()?);
             }
         }
         Ok(secs)
@@ -346,6 +347,15 @@ mod tests {
         assert!(TimeZone::parse("CET-1CEST,J60,J300").is_err());
         assert!(TimeZone::parse("CET-1CEST,M13.5.0,M10.5.0").is_err());
         assert!(TimeZone::parse("CET-1 trailing").is_err());
+        // Huge numbers saturate and are refused; 1193047 hours would wrap an i32 into 31 min 44 s.
+        for huge in [
+            "UTC1193047",
+            "UTC99999999",
+            "UTC1:99999999",
+            "UTC1:1:9999999999",
+        ] {
+            assert!(TimeZone::parse(huge).is_err(), "{huge}");
+        }
     }
 
     #[test]
