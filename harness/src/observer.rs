@@ -225,6 +225,27 @@ impl Observer {
         let _ = tokio::time::timeout(Duration::from_millis(25), self.notify.notified()).await;
     }
 
+    /// Polls `topic`'s history until `check` finds what it looks for in it (`Some`), for at most `timeout`; on
+    /// timeout, the history it had.
+    pub async fn wait_history<T>(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&[Seen]) -> Option<T>,
+    ) -> std::result::Result<T, Vec<Seen>> {
+        let start = Instant::now();
+        loop {
+            let history = self.history_of(topic);
+            if let Some(found) = check(&history) {
+                return Ok(found);
+            }
+            if start.elapsed() > timeout {
+                return Err(history);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until `topic` satisfies `ok`; the error names what the topic had instead.
     pub async fn wait_until(
         &self,

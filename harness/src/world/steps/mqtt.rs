@@ -324,18 +324,18 @@ async fn published_times(w: &mut Rig, rel: String, times: usize, ms: u64) -> Ste
         Some(topic.clone()),
         format!("{times} publishes"),
     );
-    let deadline = std::time::Instant::now() + Duration::from_millis(ms);
-    loop {
-        let count = w.obs()?.history_of(&topic).len();
-        if count >= times {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            w.saw(format!("{count} publishes"));
-            fail!("'{topic}' was published {count} times within {ms} ms, expected {times}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let counted = w
+        .obs()?
+        .wait_history(&topic, Duration::from_millis(ms), |h| {
+            (h.len() >= times).then_some(())
+        })
+        .await;
+    if let Err(history) = counted {
+        let count = history.len();
+        w.saw(format!("{count} publishes"));
+        fail!("'{topic}' was published {count} times within {ms} ms, expected {times}");
     }
+    Ok(())
 }
 
 #[then(expr = "{string} is published again {int} to {int} ms after its first publish")]
@@ -346,24 +346,30 @@ async fn published_again_after(w: &mut Rig, rel: String, low: u64, high: u64) ->
         Some(topic.clone()),
         format!("a second publish {low}..{high} ms after the first"),
     );
-    let deadline = std::time::Instant::now() + ctx().timeout + Duration::from_millis(high);
-    loop {
-        let history = w.obs()?.history_of(&topic);
-        if let [first, again, ..] = history.as_slice() {
-            let gap = again.at.saturating_sub(first.at).as_millis();
-            w.saw(format!("again after {gap} ms: {:?}", again.payload));
-            if !(u128::from(low)..=u128::from(high)).contains(&gap) {
-                fail!("'{topic}' was published again {gap} ms after its first publish, expected {low}..{high} ms");
-            }
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
+    let timeout = ctx().timeout + Duration::from_millis(high);
+    let second = w
+        .obs()?
+        .wait_history(&topic, timeout, |h| match h {
+            [first, again, ..] => Some((
+                again.at.saturating_sub(first.at).as_millis(),
+                again.payload.clone(),
+            )),
+            _ => None,
+        })
+        .await;
+    let (gap, payload) = match second {
+        Ok(second) => second,
+        Err(history) => {
             w.saw(format!("{} publishes", history.len()));
             fail!(
                 "'{topic}' was published {} times, never again",
                 history.len()
             );
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    w.saw(format!("again after {gap} ms: {payload:?}"));
+    if !(u128::from(low)..=u128::from(high)).contains(&gap) {
+        fail!("'{topic}' was published again {gap} ms after its first publish, expected {low}..{high} ms");
     }
+    Ok(())
 }

@@ -1,7 +1,5 @@
 //! Steps on the process as v17 publishes it: the states a cycle goes through, figures in a range.
 
-use std::time::Duration;
-
 use anyhow::anyhow;
 use cucumber::gherkin::Step as GherkinStep;
 use cucumber::then;
@@ -29,22 +27,20 @@ async fn went_through(w: &mut Rig, step: &GherkinStep, rel: String) -> Step {
         .filter_map(|row| row.first().cloned())
         .collect();
     let topic = w.t(&rel);
-    let deadline = std::time::Instant::now() + ctx().timeout;
-    loop {
-        let history: Vec<String> = w
-            .obs()?
-            .history_of(&topic)
-            .into_iter()
-            .map(|s| s.payload)
-            .collect();
-        if holds_in_order(&history, &expected) {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            fail!("'{topic}' never went through {expected:?}; it carried {history:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let payloads = |h: &[crate::observer::Seen]| -> Vec<String> {
+        h.iter().map(|s| s.payload.clone()).collect()
+    };
+    let went = w
+        .obs()?
+        .wait_history(&topic, ctx().timeout, |h| {
+            holds_in_order(&payloads(h), &expected).then_some(())
+        })
+        .await;
+    if let Err(history) = went {
+        let history = payloads(&history);
+        fail!("'{topic}' never went through {expected:?}; it carried {history:?}");
     }
+    Ok(())
 }
 
 #[then(expr = "the JSON at {string} has {string} between {int} and {int}")]
