@@ -126,21 +126,39 @@ async fn post_page_back(w: &mut Rig) -> Step {
     Ok(w.http("POST", "/api/config", &config.to_string()).await?)
 }
 
-#[when("I post each body to the REST config, it is refused with the path of its bad key:")]
-async fn post_each_refused(w: &mut Rig, step: &GherkinStep) -> Step {
+/// The rows of a step's table after its first, which names the columns (`columns` says which, for the error).
+fn table_rows<'a>(step: &'a GherkinStep, columns: &str) -> anyhow::Result<&'a [Vec<String>]> {
     let rows = &step
         .table
         .as_ref()
-        .ok_or_else(|| anyhow!("the step needs a table | body | path |"))?
+        .ok_or_else(|| anyhow!("the step needs a table {columns}"))?
         .rows;
+    Ok(rows.get(1..).unwrap_or_default())
+}
+
+/// Fails the step with every row that went wrong, if any did.
+fn report_rows(w: &mut Rig, wrong: &[String], rows: usize, what: &str) -> Step {
+    if !wrong.is_empty() {
+        w.saw(wrong.join("\n"));
+        fail!(
+            "{} of {rows} bodies {what}:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+    Ok(())
+}
+
+#[when("I post each body to the REST config, it is refused with the path of its bad key:")]
+async fn post_each_refused(w: &mut Rig, step: &GherkinStep) -> Step {
+    let rows = table_rows(step, "| body | path |")?;
     let config_now = |w: &Rig| -> anyhow::Result<Value> {
         serde_json::from_str(&w.http.1).context("GET /api/config is not JSON")
     };
     w.http("GET", "/api/config", "").await?;
     let before = config_now(w)?;
     let mut wrong = Vec::new();
-    // The first row names the columns.
-    for row in rows.iter().skip(1) {
+    for row in rows {
         let [body, path] = row.as_slice() else {
             fail!("each row needs a body and a path: {row:?}");
         };
@@ -164,30 +182,16 @@ async fn post_each_refused(w: &mut Rig, step: &GherkinStep) -> Step {
     w.expect(
         "every body refused with the path of its bad key".into(),
         None,
-        format!("{} refusals", rows.len().saturating_sub(1)),
+        format!("{} refusals", rows.len()),
     );
-    if !wrong.is_empty() {
-        w.saw(wrong.join("\n"));
-        fail!(
-            "{} of {} bodies were not refused as expected:\n{}",
-            wrong.len(),
-            rows.len() - 1,
-            wrong.join("\n")
-        );
-    }
-    Ok(())
+    report_rows(w, &wrong, rows.len(), "were not refused as expected")
 }
 
 #[when("I post each body to the REST config, it is taken:")]
 async fn post_each_taken(w: &mut Rig, step: &GherkinStep) -> Step {
-    let rows = &step
-        .table
-        .as_ref()
-        .ok_or_else(|| anyhow!("the step needs a table | body |"))?
-        .rows;
+    let rows = table_rows(step, "| body |")?;
     let mut wrong = Vec::new();
-    // The first row names the column.
-    for row in rows.iter().skip(1) {
+    for row in rows {
         let Some(body) = row.first() else {
             fail!("each row needs a body");
         };
@@ -199,16 +203,7 @@ async fn post_each_taken(w: &mut Rig, step: &GherkinStep) -> Step {
     w.expect(
         "every body taken".into(),
         None,
-        format!("{} times 200", rows.len().saturating_sub(1)),
+        format!("{} times 200", rows.len()),
     );
-    if !wrong.is_empty() {
-        w.saw(wrong.join("\n"));
-        fail!(
-            "{} of {} bodies were refused:\n{}",
-            wrong.len(),
-            rows.len() - 1,
-            wrong.join("\n")
-        );
-    }
-    Ok(())
+    report_rows(w, &wrong, rows.len(), "were refused")
 }
