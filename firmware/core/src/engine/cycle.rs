@@ -151,7 +151,8 @@ impl Engine {
             return;
         };
         self.drive_flashlights(false);
-        if !self.fallbacks_restored {
+        // Stored at boot, restored with the first cycle (and then gone).
+        if !self.stored_fallbacks.is_empty() {
             self.restore_fallbacks();
         }
         // Image evaluation (reference `ClassFlowControl.cpp` doFlowImageEvaluation): every step's state is
@@ -233,7 +234,6 @@ impl Engine {
     }
 
     pub(super) fn restore_fallbacks(&mut self) {
-        self.fallbacks_restored = true;
         let now = self.now_s();
         let tz = self.config.timezone.clone();
         for stored in core::mem::take(&mut self.stored_fallbacks) {
